@@ -1,0 +1,1 @@
+"""Kizuna: the API server of a Next.js + FastAPI login stack."""

@@ -1,0 +1,185 @@
+"""Accounts and sessions: sign-up, login, password change, revocation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from kizuna.clientinfo import ClientInfo
+from kizuna.clock import utcnow
+from kizuna.models import User
+from kizuna.passwords import check_policy
+from kizuna.services import Services
+from kizuna.store import sessions as session_store
+from kizuna.store import users as user_store
+
+log = structlog.get_logger("kizuna.accounts")
+
+
+class InvalidCredentials(Exception):
+    pass
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class NewSession:
+    user: User
+    session_id: str
+    device_id: str
+    access_token: str
+    access_expires_at: int
+    refresh_token: str
+    refresh_expires_at: datetime
+
+
+async def start_session(
+    services: Services, *, user: User, device_id: str, client: ClientInfo
+) -> NewSession:
+    """A new session on this device; the user's previous session on it ends."""
+    settings = services.settings
+    now = utcnow()
+    async with services.db.write() as db:
+        previous = await session_store.live_ids(db, user_id=user.id, device_id=device_id)
+        await session_store.revoke(db, session_ids=previous, reason="replaced", now=now)
+        session = await session_store.create(
+            db,
+            user_id=user.id,
+            device_id=device_id,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            now=now,
+            max_age=settings.session_max_age,
+        )
+        record = await session_store.add_refresh_token(
+            db,
+            session=session,
+            now=now,
+            ttl=settings.refresh_token_ttl,
+            key_id=services.keyring.mac_key.kid,
+        )
+    services.directory.forget(*previous)
+    access, access_exp = services.access.issue(sub=user.id, sid=session.id, roles=list(user.roles))
+    refresh = services.refresh.encode(
+        token_id=record.id,
+        session_id=session.id,
+        user_id=user.id,
+        issued_at=record.issued_at,
+        expires_at=record.expires_at,
+        key_id=record.key_id,
+    )
+    return NewSession(
+        user=user,
+        session_id=session.id,
+        device_id=device_id,
+        access_token=access,
+        access_expires_at=access_exp,
+        refresh_token=refresh,
+        refresh_expires_at=record.expires_at,
+    )
+
+
+async def authenticate(
+    services: Services, *, email: str, password: str, client: ClientInfo
+) -> User:
+    """Same answer, and about the same time, for an unknown email, a wrong password and a
+    disabled account; failures are throttled per account and per client address."""
+    retry_after = await services.throttle.retry_after(email=email, ip=client.ip)
+    if retry_after is not None:
+        log.warning("login_throttled", ip=client.ip, retry_after=retry_after)
+        raise Throttled(retry_after)
+    async with services.db.read() as db:
+        user = await user_store.get_by_email(db, email=email)
+    ok = await services.hasher.verify(password, user.password_hash if user else None)
+    if not ok or user is None or user.disabled:
+        await services.throttle.record_failure(email=email, ip=client.ip)
+        log.info(
+            "login_failed",
+            user_id=user.id if user else None,
+            reason="disabled" if ok and user else "bad_credentials",
+            ip=client.ip,
+        )
+        raise InvalidCredentials()
+    return user
+
+
+async def register(
+    services: Services, *, email: str, password: str, name: str, roles: Sequence[str] = ()
+) -> User:
+    """Raises ``WeakPassword`` or ``EmailTaken``; the password is hashed off the loop."""
+    check_policy(password, email=email)
+    password_hash = await services.hasher.hash(password)
+    async with services.db.write() as db:
+        user = await user_store.create(
+            db, email=email, password_hash=password_hash, name=name, roles=roles, now=utcnow()
+        )
+    log.info("user_registered", user_id=user.id)
+    return user
+
+
+async def change_password(
+    services: Services,
+    *,
+    user_id: str,
+    keep_session_id: str,
+    current_password: str,
+    new_password: str,
+    client: ClientInfo,
+) -> None:
+    async with services.db.read() as db:
+        user = await user_store.get(db, user_id=user_id)
+    if user is None:
+        raise InvalidCredentials()
+    retry_after = await services.throttle.retry_after(email=user.email, ip=client.ip)
+    if retry_after is not None:
+        raise Throttled(retry_after)
+    if not await services.hasher.verify(current_password, user.password_hash):
+        await services.throttle.record_failure(email=user.email, ip=client.ip)
+        log.info("password_change_failed", user_id=user_id, ip=client.ip)
+        raise InvalidCredentials()
+    check_policy(new_password, email=user.email)
+    new_hash = await services.hasher.hash(new_password)
+    now = utcnow()
+    async with services.db.write() as db:
+        fresh = await user_store.get(db, user_id=user_id)
+        if fresh is None:
+            raise InvalidCredentials()
+        fresh.password_hash = new_hash
+        fresh.password_changed_at = now
+        others = await session_store.live_ids(db, user_id=user_id, except_id=keep_session_id)
+        revoked = await session_store.revoke(
+            db, session_ids=others, reason="password_changed", now=now
+        )
+    services.directory.forget(*revoked)
+    log.info("password_changed", user_id=user_id, sessions_revoked=len(revoked))
+
+
+async def revoke_sessions(
+    services: Services, *, session_ids: Sequence[str], reason: str
+) -> list[str]:
+    async with services.db.write() as db:
+        revoked = await session_store.revoke(
+            db, session_ids=list(session_ids), reason=reason, now=utcnow()
+        )
+    services.directory.forget(*session_ids)
+    if revoked:
+        log.info("sessions_revoked", session_ids=revoked, reason=reason)
+    return revoked
+
+
+async def revoke_user(services: Services, *, user_id: str, reason: str) -> list[str]:
+    async with services.db.write() as db:
+        ids = await session_store.live_ids(db, user_id=user_id)
+        revoked = await session_store.revoke(db, session_ids=ids, reason=reason, now=utcnow())
+    services.directory.forget(*ids)
+    services.directory.forget_user(user_id)
+    if revoked:
+        log.info("sessions_revoked", user_id=user_id, count=len(revoked), reason=reason)
+    return revoked

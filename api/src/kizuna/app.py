@@ -1,0 +1,43 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from kizuna import log, problems, services
+from kizuna.middleware import BodyLimit, StandardHeaders
+from kizuna.routes import account, admin, auth, wellknown
+from kizuna.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    log.configure(level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = services.build(settings)
+        app.state.services = built
+        await built.hasher.warm_up()
+        try:
+            yield
+        finally:
+            await built.close()
+
+    app = FastAPI(
+        title="Kizuna API",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    problems.install(app)
+    for router in (auth.router, account.router, admin.router, wellknown.router):
+        app.include_router(router)
+    app.add_middleware(StandardHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

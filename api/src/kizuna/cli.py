@@ -1,0 +1,211 @@
+"""The ``kizuna`` command: serve, migrate, manage users, sessions and keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from kizuna.settings import load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Kizuna API server.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Sessions (logins on devices).", no_args_is_help=True)
+keys_app = typer.Typer(help="The signing key ring.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(keys_app, name="keys")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the API server."""
+    import uvicorn
+
+    settings = load_settings()
+    if settings.is_sqlite and workers > 1:
+        typer.echo(
+            "note: several workers share one SQLite file; writes queue on its lock. "
+            "Use PostgreSQL to scale writes.",
+            err=True,
+        )
+    uvicorn.run(
+        "kizuna.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        proxy_headers=False,  # X-Forwarded-For is judged by KIZUNA_TRUSTED_PROXIES instead
+        server_header=False,
+        log_level=settings.log_level,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply schema migrations."""
+    from kizuna import migrate
+
+    migrate.upgrade(load_settings(), revision)
+    typer.echo("database is up to date")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Email address (login name).")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    role: Annotated[list[str] | None, typer.Option(help="Role to grant; repeatable.")] = None,
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Succeed quietly when the user exists.")
+    ] = False,
+) -> None:
+    """Create a user. The password comes from standard input, never from the command line."""
+    from kizuna import accounts, services
+    from kizuna.passwords import WeakPassword
+    from kizuna.store.users import EmailTaken
+
+    if not password_stdin:
+        raise _fail("pass --password-stdin and the password on standard input")
+    password = sys.stdin.readline().rstrip("\r\n")
+
+    async def create() -> str:
+        built = services.build(load_settings())
+        try:
+            user = await accounts.register(
+                built, email=email, password=password, name=name, roles=role or []
+            )
+            return user.id
+        finally:
+            await built.close()
+
+    try:
+        user_id = _run(create())
+    except WeakPassword as exc:
+        raise _fail(f"weak password: {exc.reason}") from None
+    except EmailTaken:
+        if if_missing:
+            typer.echo(f"user {email} exists already")
+            return
+        raise _fail(f"a user with email {email} exists already") from None
+    typer.echo(f"created user {user_id} ({email})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users as JSON lines."""
+    from kizuna import services
+    from kizuna.clock import iso
+    from kizuna.store import users as user_store
+
+    async def fetch() -> list[dict[str, Any]]:
+        built = services.build(load_settings())
+        try:
+            async with built.db.read() as db:
+                return [
+                    {
+                        "id": u.id,
+                        "email": u.email,
+                        "name": u.name,
+                        "roles": u.roles,
+                        "disabled": u.disabled,
+                        "created_at": iso(u.created_at),
+                    }
+                    for u in await user_store.list_all(db)
+                ]
+        finally:
+            await built.close()
+
+    for row in _run(fetch()):
+        typer.echo(json.dumps(row))
+
+
+@sessions_app.command("revoke")
+def sessions_revoke(
+    session_id: Annotated[
+        list[str] | None, typer.Option("--id", help="Session id; repeatable.")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="Revoke every session of this user.")] = None,
+) -> None:
+    """Revoke sessions by id, or all sessions of a user."""
+    from kizuna import accounts, services
+    from kizuna.store import users as user_store
+
+    if not session_id and not email:
+        raise _fail("give --id or --email")
+
+    async def revoke() -> int:
+        built = services.build(load_settings())
+        try:
+            count = 0
+            if session_id:
+                count += len(
+                    await accounts.revoke_sessions(
+                        built, session_ids=session_id, reason="admin_cli"
+                    )
+                )
+            if email:
+                async with built.db.read() as db:
+                    user = await user_store.get_by_email(db, email=email)
+                if user is None:
+                    raise _fail(f"no user with email {email}")
+                count += len(await accounts.revoke_user(built, user_id=user.id, reason="admin_cli"))
+            return count
+        finally:
+            await built.close()
+
+    typer.echo(f"revoked {_run(revoke())} session(s)")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    alg: Annotated[
+        str | None, typer.Option(help="Algorithm of the new key (ES256, RS256, EdDSA).")
+    ] = None,
+) -> None:
+    """Start signing with a new key; older keys stay published until their tokens expire."""
+    from kizuna.keys import ASYMMETRIC_ALGS
+    from kizuna.services import open_keyring
+
+    if alg is not None and alg not in ASYMMETRIC_ALGS:
+        raise _fail(f"alg must be one of {', '.join(ASYMMETRIC_ALGS)}")
+    keyring = open_keyring(load_settings())
+    key = keyring.rotate(alg)
+    typer.echo(f"now signing with {key.kid} ({key.alg})")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Show the key ring."""
+    from kizuna.services import open_keyring
+
+    for entry in open_keyring(load_settings()).describe():
+        typer.echo(json.dumps(entry))
+
+
+def main() -> None:
+    app()

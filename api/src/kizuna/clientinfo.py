@@ -1,0 +1,53 @@
+"""Who is calling: the client's address (X-Forwarded-For believed only from trusted proxies)
+and its user agent."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from kizuna.settings import IPNetwork
+
+_MAX_UA = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    ip: str
+    user_agent: str
+
+
+def _trusted(address: str, proxies: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def client_ip(peer: str, forwarded_for: str | None, proxies: Sequence[IPNetwork]) -> str:
+    """Walk X-Forwarded-For from the right while the hop is a trusted proxy; the first
+    untrusted hop is the client. An untrusted peer's header is ignored entirely."""
+    if not forwarded_for or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    current = peer
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # garbage in the header: stop believing it here
+        current = hop
+        if not _trusted(hop, proxies):
+            break
+    return current
+
+
+def client_info(request: Request, proxies: Sequence[IPNetwork]) -> ClientInfo:
+    peer = request.client.host if request.client else ""
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), proxies)
+    user_agent = request.headers.get("user-agent", "")[:_MAX_UA]
+    return ClientInfo(ip=ip, user_agent=user_agent)

@@ -1,0 +1,154 @@
+"""Errors as RFC 9457 problem+json with a stable ``code``; nothing internal reaches a client."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+log = structlog.get_logger("kizuna.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+BEARER = "Bearer"
+BEARER_INVALID = 'Bearer error="invalid_token"'
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        # Set by the refresh path: a 401 there also deletes the cookies.
+        self.clear_cookies = False
+
+
+class StoreUnavailable(Exception):
+    """The store cannot answer; never to be confused with a bad credential."""
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://kizuna.dev/problems/{code.replace('_', '-')}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra or {})
+    # An error is never worth caching, and /auth/* must never be cached at all.
+    all_headers = {"Cache-Control": "no-store", **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=all_headers, media_type=PROBLEM_JSON)
+
+
+def unauthenticated() -> Problem:
+    return Problem(401, "unauthenticated", "Sign in first.", headers={"WWW-Authenticate": BEARER})
+
+
+def invalid_token() -> Problem:
+    return Problem(
+        401,
+        "invalid_token",
+        "The access token is invalid, expired or revoked.",
+        headers={"WWW-Authenticate": BEARER_INVALID},
+    )
+
+
+def store_unavailable() -> JSONResponse:
+    return problem_response(
+        503,
+        "store_unavailable",
+        "The session store is not answering; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_request: Request, exc: Problem) -> Response:
+        return problem_response(
+            exc.status, exc.code, exc.detail, headers=exc.headers, extra=exc.extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        # Field locations and messages only: never the submitted input (it may be a password).
+        errors = [
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+            for err in exc.errors()
+        ]
+        return problem_response(
+            422, "validation_error", "The request is malformed.", extra={"errors": errors}
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        detail = {
+            404: "No such resource.",
+            405: "This method is not allowed here.",
+        }.get(exc.status_code, _TITLES.get(exc.status_code, "Error"))
+        return problem_response(exc.status_code, code, detail, headers=exc.headers)
+
+    async def _store(request: Request, exc: Exception) -> Response:
+        log.warning("store_unavailable", path=request.url.path, error=type(exc).__name__)
+        return store_unavailable()
+
+    for failure in (StoreUnavailable, PoolTimeout, DisconnectionError, DBAPIError, OSError):
+        app.add_exception_handler(failure, _store)
+
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
+        return problem_response(500, "internal_error", "Something went wrong on our side.")
+
+    # An unexpected constraint violation is our bug, not a store outage.
+    app.add_exception_handler(IntegrityError, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)

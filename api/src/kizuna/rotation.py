@@ -1,0 +1,220 @@
+"""Refresh-token rotation, exactly as the contract's §6.
+
+1. Bad signature / type / shape → ``refresh_token_invalid`` and expired → ``refresh_token_expired``,
+   both decided before the store is touched.
+2. Session revoked → ``refresh_token_revoked``; past its absolute lifetime → ``session_expired``.
+3. The session's current token → marked rotated and replaced by a successor, atomically: the
+   conditional UPDATE lets exactly one of many concurrent requests win.
+4. Rotated less than the grace window ago → the session's current token again, byte for byte
+   (it is recomputed from its record, see ``tokens.RefreshTokens``), plus a new access token.
+5. Any other reuse → the whole session is revoked and a security event recorded →
+   ``refresh_token_reused``.
+6. A successor never outlives the session (``store.sessions.add_refresh_token``).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kizuna.clientinfo import ClientInfo
+from kizuna.clock import utcnow
+from kizuna.models import RefreshToken, Session, User
+from kizuna.services import Services
+from kizuna.store import sessions as session_store
+from kizuna.tokens import TokenError
+
+log = structlog.get_logger("kizuna.rotation")
+
+
+class Refused(enum.StrEnum):
+    missing = "refresh_token_missing"
+    invalid = "refresh_token_invalid"
+    expired = "refresh_token_expired"
+    revoked = "refresh_token_revoked"
+    reused = "refresh_token_reused"
+    session_expired = "session_expired"
+
+
+class RefreshRefused(Exception):
+    def __init__(self, code: Refused) -> None:
+        super().__init__(code.value)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Rotated:
+    session_id: str
+    user_id: str
+    roles: list[str]
+    refresh_token: str
+    refresh_expires_at: datetime
+    replayed: bool  # True when rule 4 answered
+
+
+def _token_of(services: Services, record: RefreshToken) -> str:
+    return services.refresh.encode(
+        token_id=record.id,
+        session_id=record.session_id,
+        user_id=record.user_id,
+        issued_at=record.issued_at,
+        expires_at=record.expires_at,
+        key_id=record.key_id,
+    )
+
+
+async def rotate(services: Services, token: str | None, client: ClientInfo) -> Rotated:
+    if not token:
+        raise RefreshRefused(Refused.missing)
+    try:
+        claims = services.refresh.verify(token)
+    except TokenError as exc:
+        raise RefreshRefused(Refused.expired if exc.expired else Refused.invalid) from exc
+
+    settings = services.settings
+    grace = timedelta(seconds=settings.refresh_grace)
+    outcome: Rotated | Refused
+    async with services.db.write() as db:
+        now = utcnow()
+        record = await db.get(RefreshToken, claims.jti)
+        session = await db.get(Session, claims.sid)
+        if (
+            record is None
+            or session is None
+            or record.session_id != session.id
+            or record.user_id != claims.sub
+        ):
+            # Validly signed but unknown: its record has expired away (or it was never ours).
+            raise RefreshRefused(Refused.invalid)
+        user = await db.get(User, session.user_id)
+        if session.revoked_at is not None or user is None:
+            raise RefreshRefused(Refused.revoked)
+        if user.disabled:
+            await session_store.revoke(
+                db, session_ids=[session.id], reason="user_disabled", now=now
+            )
+            outcome = Refused.revoked
+        elif session.expires_at <= now:
+            raise RefreshRefused(Refused.session_expired)
+        elif record.rotated_at is None and record.revoked_at is None:
+            outcome = await _rotate_current(services, db, record, session, user, client, now)
+        else:
+            outcome = await _replay_or_reuse(
+                services, db, record, session, user, client, now, grace
+            )
+
+    if isinstance(outcome, Refused):
+        services.directory.forget(claims.sid)
+        if outcome is Refused.reused:
+            log.warning(
+                "refresh_reuse_detected",
+                user_id=claims.sub,
+                session_id=claims.sid,
+                refresh_token_id=claims.jti,
+                ip=client.ip,
+            )
+        raise RefreshRefused(outcome)
+    log.info(
+        "refresh",
+        user_id=outcome.user_id,
+        session_id=outcome.session_id,
+        replayed=outcome.replayed,
+        ip=client.ip,
+    )
+    return outcome
+
+
+async def _rotate_current(
+    services: Services,
+    db: AsyncSession,
+    record: RefreshToken,
+    session: Session,
+    user: User,
+    client: ClientInfo,
+    now: datetime,
+) -> Rotated | Refused:
+    settings = services.settings
+    successor_id = str(uuid.uuid4())
+    won = await db.execute(
+        update(RefreshToken)
+        .where(
+            RefreshToken.id == record.id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .values(rotated_at=now, replaced_by=successor_id)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(won, "rowcount", 0) != 1:
+        # Another request rotated it between our read and our write (possible on PostgreSQL;
+        # SQLite's single writer serialises us): answer as one of the racers (rule 4).
+        await db.refresh(record)
+        grace = timedelta(seconds=settings.refresh_grace)
+        return await _replay_or_reuse(services, db, record, session, user, client, now, grace)
+    successor = await session_store.add_refresh_token(
+        db,
+        session=session,
+        now=now,
+        ttl=settings.refresh_token_ttl,
+        key_id=services.keyring.mac_key.kid,
+        token_id=successor_id,
+    )
+    await db.execute(
+        update(Session)
+        .where(Session.id == session.id)
+        .values(last_used_at=now, ip=client.ip, user_agent=client.user_agent)
+        .execution_options(synchronize_session=False)
+    )
+    return Rotated(
+        session_id=session.id,
+        user_id=user.id,
+        roles=list(user.roles),
+        refresh_token=_token_of(services, successor),
+        refresh_expires_at=successor.expires_at,
+        replayed=False,
+    )
+
+
+async def _replay_or_reuse(
+    services: Services,
+    db: AsyncSession,
+    record: RefreshToken,
+    session: Session,
+    user: User,
+    client: ClientInfo,
+    now: datetime,
+    grace: timedelta,
+) -> Rotated | Refused:
+    if (
+        record.revoked_at is None
+        and record.rotated_at is not None
+        and now - record.rotated_at < grace
+    ):
+        current = await session_store.current_token(db, session_id=session.id)
+        if current is not None and current.expires_at > now:
+            return Rotated(
+                session_id=session.id,
+                user_id=user.id,
+                roles=list(user.roles),
+                refresh_token=_token_of(services, current),
+                refresh_expires_at=current.expires_at,
+                replayed=True,
+            )
+    await session_store.revoke(db, session_ids=[session.id], reason="refresh_token_reused", now=now)
+    await session_store.record_event(
+        db,
+        kind="refresh_token_reused",
+        now=now,
+        user_id=user.id,
+        session_id=session.id,
+        ip=client.ip,
+        user_agent=client.user_agent,
+        detail={"refresh_token_id": record.id},
+    )
+    return Refused.reused

@@ -1,0 +1,62 @@
+"""``/api/userinfo`` and ``/api/sessions``: the signed-in user's own data."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from kizuna import accounts
+from kizuna.clock import iso, utcnow
+from kizuna.deps import PrincipalDep, ServicesDep
+from kizuna.problems import Problem
+from kizuna.schemas import SessionBrief, SessionOut, UserInfo
+from kizuna.store import sessions as session_store
+
+router = APIRouter(prefix="/api", tags=["account"])
+
+
+@router.get("/userinfo", response_model=UserInfo)
+async def userinfo(principal: PrincipalDep) -> UserInfo:
+    view = principal.session
+    return UserInfo(
+        sub=view.user_id,
+        email=view.email,
+        name=view.name,
+        roles=list(view.roles),
+        session=SessionBrief(
+            id=view.session_id,
+            device_id=view.device_id,
+            created_at=iso(view.created_at),
+            expires_at=iso(view.expires_at),
+        ),
+    )
+
+
+@router.get("/sessions", response_model=list[SessionOut])
+async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[SessionOut]:
+    async with services.db.read() as db:
+        rows = await session_store.list_live(db, user_id=principal.user_id, now=utcnow())
+    return [
+        SessionOut(
+            id=row.id,
+            device_id=row.device_id,
+            user_agent=row.user_agent,
+            ip=row.ip,
+            created_at=iso(row.created_at),
+            last_used_at=iso(row.last_used_at),
+            current=row.id == principal.claims.sid,
+        )
+        for row in rows
+    ]
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+async def revoke_session(
+    session_id: str, principal: PrincipalDep, services: ServicesDep
+) -> Response:
+    async with services.db.read() as db:
+        mine = await session_store.live_ids(db, user_id=principal.user_id)
+    # Someone else's session id and an unknown one look the same: 404.
+    if session_id not in mine:
+        raise Problem(404, "not_found", "No such session.")
+    await accounts.revoke_sessions(services, session_ids=[session_id], reason="revoked_by_user")
+    return Response(status_code=204)

@@ -1,0 +1,66 @@
+"""``/api/admin/*``: user management for role ``admin``."""
+
+from __future__ import annotations
+
+import re
+
+import structlog
+from fastapi import APIRouter
+
+from kizuna import accounts
+from kizuna.clock import iso
+from kizuna.deps import AdminDep, ServicesDep
+from kizuna.models import User
+from kizuna.problems import Problem
+from kizuna.schemas import AdminUserOut, AdminUserPatch
+from kizuna.store import users as user_store
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+log = structlog.get_logger("kizuna.admin")
+_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _out(user: User) -> AdminUserOut:
+    return AdminUserOut(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        roles=list(user.roles),
+        disabled=user.disabled,
+        created_at=iso(user.created_at),
+    )
+
+
+@router.get("/users", response_model=list[AdminUserOut])
+async def list_users(_admin: AdminDep, services: ServicesDep) -> list[AdminUserOut]:
+    async with services.db.read() as db:
+        return [_out(user) for user in await user_store.list_all(db)]
+
+
+@router.patch("/users/{user_id}", response_model=AdminUserOut)
+async def update_user(
+    user_id: str, body: AdminUserPatch, admin: AdminDep, services: ServicesDep
+) -> AdminUserOut:
+    roles = body.validated_roles()
+    if roles is not None and not all(_ROLE.fullmatch(role) for role in roles):
+        raise Problem(422, "validation_error", "Roles are lower-case words.")
+    async with services.db.write() as db:
+        user = await user_store.get(db, user_id=user_id)
+        if user is None:
+            raise Problem(404, "not_found", "No such user.")
+        if roles is not None:
+            user.roles = roles
+        if body.disabled is not None:
+            user.disabled = body.disabled
+        out = _out(user)
+    if body.disabled:
+        await accounts.revoke_user(services, user_id=user_id, reason="user_disabled")
+    services.directory.forget_user(user_id)
+    log.info(
+        "user_updated",
+        user_id=user_id,
+        by=admin.user_id,
+        roles=roles,
+        disabled=body.disabled,
+    )
+    return out

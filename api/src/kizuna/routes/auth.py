@@ -1,0 +1,210 @@
+"""``/auth/*``: sessions come and go here; every answer is no-store."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from kizuna import accounts, rotation
+from kizuna.accounts import InvalidCredentials, NewSession, Throttled
+from kizuna.clock import from_epoch, iso, seconds_until
+from kizuna.cookies import new_device_id, valid_device_id
+from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
+from kizuna.passwords import WeakPassword
+from kizuna.problems import Problem, problem_response
+from kizuna.schemas import LoginBody, LoginOut, PasswordBody, RefreshOut, RegisterBody, UserOut
+from kizuna.services import Services
+from kizuna.store.users import EmailTaken
+from kizuna.tokens import TokenError
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+log = structlog.get_logger("kizuna.auth")
+
+
+def _invalid_credentials() -> Problem:
+    return Problem(401, "invalid_credentials", "The email or password is wrong.")
+
+
+def _too_many(retry_after: int) -> Problem:
+    return Problem(
+        429,
+        "too_many_attempts",
+        "Too many failed attempts; wait before trying again.",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _weak(exc: WeakPassword) -> Problem:
+    return Problem(422, "weak_password", exc.reason)
+
+
+def _session_response(
+    services: Services, new: NewSession, *, status_code: int, fresh_device: bool
+) -> JSONResponse:
+    body = LoginOut(
+        user=UserOut(
+            id=new.user.id, email=new.user.email, name=new.user.name, roles=list(new.user.roles)
+        ),
+        session_id=new.session_id,
+        access_token_expires_at=iso(from_epoch(new.access_expires_at)),
+        refresh_token_expires_at=iso(new.refresh_expires_at),
+    )
+    response = JSONResponse(body.model_dump(), status_code=status_code)
+    services.cookies.set_session(
+        response,
+        access_token=new.access_token,
+        refresh_token=new.refresh_token,
+        refresh_max_age=seconds_until(new.refresh_expires_at),
+    )
+    if fresh_device:
+        services.cookies.set_device(response, new.device_id)
+    return response
+
+
+def _device(services: Services, request: Request) -> tuple[str, bool]:
+    current = request.cookies.get(services.settings.device_cookie)
+    if current is not None and valid_device_id(current):
+        return current, False
+    return new_device_id(), True
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=LoginOut)
+async def register(
+    body: RegisterBody, request: Request, services: ServicesDep, client: ClientDep
+) -> Response:
+    if not services.settings.allow_signup:
+        raise Problem(403, "signup_closed", "Sign-up is switched off on this server.")
+    try:
+        user = await accounts.register(
+            services, email=str(body.email), password=body.password, name=body.name or ""
+        )
+    except WeakPassword as exc:
+        raise _weak(exc) from None
+    except EmailTaken:
+        raise Problem(409, "email_taken", "An account with this email exists already.") from None
+    device_id, fresh = _device(services, request)
+    new = await accounts.start_session(services, user=user, device_id=device_id, client=client)
+    log.info(
+        "login_succeeded", user_id=user.id, session_id=new.session_id, ip=client.ip, via="register"
+    )
+    return _session_response(services, new, status_code=201, fresh_device=fresh)
+
+
+@router.post("/login", response_model=LoginOut)
+async def login(
+    body: LoginBody, request: Request, services: ServicesDep, client: ClientDep
+) -> Response:
+    try:
+        user = await accounts.authenticate(
+            services, email=body.email, password=body.password, client=client
+        )
+    except Throttled as exc:
+        raise _too_many(exc.retry_after) from None
+    except InvalidCredentials:
+        raise _invalid_credentials() from None
+    device_id, fresh = _device(services, request)
+    new = await accounts.start_session(services, user=user, device_id=device_id, client=client)
+    log.info("login_succeeded", user_id=user.id, session_id=new.session_id, ip=client.ip)
+    return _session_response(services, new, status_code=200, fresh_device=fresh)
+
+
+@router.post("/refresh", response_model=RefreshOut)
+async def refresh(request: Request, services: ServicesDep, client: ClientDep) -> Response:
+    token = request.cookies.get(services.settings.refresh_cookie)
+    try:
+        rotated = await rotation.rotate(services, token, client)
+    except rotation.RefreshRefused as exc:
+        response = problem_response(401, exc.code.value, _REFRESH_DETAIL[exc.code])
+        services.cookies.clear_session(response)
+        return response
+    access, access_exp = services.access.issue(
+        sub=rotated.user_id, sid=rotated.session_id, roles=rotated.roles
+    )
+    body = RefreshOut(
+        access_token_expires_at=iso(from_epoch(access_exp)),
+        refresh_token_expires_at=iso(rotated.refresh_expires_at),
+    )
+    response = JSONResponse(body.model_dump())
+    services.cookies.set_session(
+        response,
+        access_token=access,
+        refresh_token=rotated.refresh_token,
+        refresh_max_age=seconds_until(rotated.refresh_expires_at),
+    )
+    return response
+
+
+_REFRESH_DETAIL = {
+    rotation.Refused.missing: "No refresh token was sent.",
+    rotation.Refused.invalid: "The refresh token is not valid.",
+    rotation.Refused.expired: "The refresh token has expired; sign in again.",
+    rotation.Refused.revoked: "The session has ended; sign in again.",
+    rotation.Refused.reused: "This refresh token was used before; the session is ended for safety.",
+    rotation.Refused.session_expired: "The session reached its maximum age; sign in again.",
+}
+
+
+def _session_id_of_request(request: Request, services: Services) -> str | None:
+    """Logout finds the session from the refresh cookie if sent, else from a validly signed
+    access token (expired is fine: logging out is always allowed)."""
+    refresh_token = request.cookies.get(services.settings.refresh_cookie)
+    if refresh_token:
+        try:
+            return services.refresh.verify(refresh_token, verify_exp=False).sid
+        except TokenError:
+            pass
+    try:
+        access_token = presented_access_token(request, services)
+    except Problem:
+        return None
+    if access_token:
+        try:
+            return services.access.verify(access_token, verify_exp=False).sid
+        except TokenError:
+            return None
+    return None
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request, services: ServicesDep, client: ClientDep) -> Response:
+    session_id = _session_id_of_request(request, services)
+    if session_id is not None:
+        revoked = await accounts.revoke_sessions(
+            services, session_ids=[session_id], reason="logout"
+        )
+        log.info("logout", session_id=session_id, revoked=bool(revoked), ip=client.ip)
+    response = Response(status_code=204)
+    services.cookies.clear_session(response)
+    return response
+
+
+@router.post("/logout-all", status_code=204)
+async def logout_all(principal: PrincipalDep, services: ServicesDep) -> Response:
+    await accounts.revoke_user(services, user_id=principal.user_id, reason="logout_all")
+    log.info("logout_all", user_id=principal.user_id)
+    response = Response(status_code=204)
+    services.cookies.clear_session(response)
+    return response
+
+
+@router.post("/password", status_code=204)
+async def change_password(
+    body: PasswordBody, principal: PrincipalDep, services: ServicesDep, client: ClientDep
+) -> Response:
+    try:
+        await accounts.change_password(
+            services,
+            user_id=principal.user_id,
+            keep_session_id=principal.claims.sid,
+            current_password=body.current_password,
+            new_password=body.new_password,
+            client=client,
+        )
+    except Throttled as exc:
+        raise _too_many(exc.retry_after) from None
+    except InvalidCredentials:
+        raise _invalid_credentials() from None
+    except WeakPassword as exc:
+        raise _weak(exc) from None
+    return Response(status_code=204)

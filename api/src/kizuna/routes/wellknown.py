@@ -1,0 +1,36 @@
+"""Public keys and health checks."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from kizuna.deps import ServicesDep
+from kizuna.problems import problem_response
+
+router = APIRouter(tags=["meta"])
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(services: ServicesDep) -> JSONResponse:
+    # Cacheable, but never longer than a retired key stays published.
+    max_age = min(services.settings.jwks_max_age, services.settings.access_token_ttl)
+    return JSONResponse(
+        services.keyring.jwks(), headers={"Cache-Control": f"public, max-age={max_age}"}
+    )
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", response_model=None)
+async def readyz(services: ServicesDep) -> JSONResponse:
+    try:
+        async with services.db.read() as db:
+            await db.execute(text("SELECT 1"))
+    except Exception:
+        return problem_response(503, "store_unavailable", "The store is not answering.")
+    return JSONResponse({"status": "ready"})

@@ -1,0 +1,88 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+# Passwords are bounded here only against abuse; the policy (8..128) answers weak_password.
+_Password = Field(min_length=1, max_length=1024)
+Role = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class LoginBody(_Body):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = _Password
+
+
+class RegisterBody(_Body):
+    email: EmailStr = Field(max_length=320)
+    password: str = _Password
+    name: str | None = Field(default=None, max_length=200)
+
+
+class PasswordBody(_Body):
+    current_password: str = _Password
+    new_password: str = _Password
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    roles: list[str]
+
+
+class LoginOut(BaseModel):
+    user: UserOut
+    session_id: str
+    access_token_expires_at: str
+    refresh_token_expires_at: str
+
+
+class RefreshOut(BaseModel):
+    access_token_expires_at: str
+    refresh_token_expires_at: str
+
+
+class SessionBrief(BaseModel):
+    id: str
+    device_id: str
+    created_at: str
+    expires_at: str
+
+
+class UserInfo(BaseModel):
+    sub: str
+    email: str
+    name: str
+    roles: list[str]
+    session: SessionBrief
+
+
+class SessionOut(BaseModel):
+    id: str
+    device_id: str
+    user_agent: str
+    ip: str
+    created_at: str
+    last_used_at: str
+    current: bool
+
+
+class AdminUserOut(UserOut):
+    disabled: bool
+    created_at: str
+
+
+class AdminUserPatch(_Body):
+    roles: list[str] | None = Field(default=None, max_length=16)
+    disabled: bool | None = None
+
+    def validated_roles(self) -> list[str] | None:
+        if self.roles is None:
+            return None
+        return sorted(set(self.roles))

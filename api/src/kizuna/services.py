@@ -1,0 +1,72 @@
+"""Everything a request needs, built once per process and hung on ``app.state``."""
+
+from __future__ import annotations
+
+import fcntl
+from dataclasses import dataclass
+
+from kizuna.cookies import CookieJar
+from kizuna.db import Database
+from kizuna.keys import KeyRing
+from kizuna.liveness import SessionDirectory
+from kizuna.passwords import PasswordHasher
+from kizuna.settings import Settings
+from kizuna.throttle import LoginThrottle
+from kizuna.tokens import AccessTokens, RefreshTokens
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    keyring: KeyRing
+    access: AccessTokens
+    refresh: RefreshTokens
+    hasher: PasswordHasher
+    throttle: LoginThrottle
+    directory: SessionDirectory
+    cookies: CookieJar
+
+    async def close(self) -> None:
+        self.hasher.close()
+        await self.db.dispose()
+
+
+def open_keyring(settings: Settings) -> KeyRing:
+    keyring = KeyRing(
+        settings.keys_dir,
+        alg=settings.signing_alg,
+        access_ttl=settings.access_token_ttl,
+        leeway=settings.clock_leeway,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Several workers may start at once on a fresh data dir: one creates the first keys.
+    with open(settings.data_dir / ".keys.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            keyring.ensure()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return keyring
+
+
+def build(settings: Settings) -> Services:
+    keyring = open_keyring(settings)
+    db = Database(settings.db_url)
+    return Services(
+        settings=settings,
+        db=db,
+        keyring=keyring,
+        access=AccessTokens(
+            keyring,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl=settings.access_token_ttl,
+            leeway=settings.clock_leeway,
+        ),
+        refresh=RefreshTokens(keyring, issuer=settings.issuer, leeway=settings.clock_leeway),
+        hasher=PasswordHasher(concurrency=settings.hash_concurrency),
+        throttle=LoginThrottle(settings),
+        directory=SessionDirectory(db, ttl=settings.session_cache_ttl),
+        cookies=CookieJar(settings),
+    )

@@ -1,0 +1,94 @@
+"""Configuration: every setting is an environment variable prefixed ``KIZUNA_``."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SigningAlg = Literal["ES256", "RS256", "EdDSA"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIZUNA_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("./data")
+    # Unset means a SQLite file in the data dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    issuer: str = "kizuna"
+    audience: str = "kizuna-web"
+    signing_alg: SigningAlg = "ES256"
+
+    access_token_ttl: int = Field(300, ge=5, le=3600)
+    refresh_token_ttl: int = Field(2_592_000, ge=60)
+    session_max_age: int = Field(7_776_000, ge=60)
+    refresh_grace: int = Field(10, ge=0, le=120)
+    # Leeway for exp/nbf/iat; the contract allows at most 5 s.
+    clock_leeway: int = Field(5, ge=0, le=5)
+
+    allow_signup: bool = True
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=lambda: [
+            ipaddress.ip_network("127.0.0.1/32"),
+            ipaddress.ip_network("::1/128"),
+        ]
+    )
+
+    access_cookie: str = "access_token"
+    refresh_cookie: str = "refresh_token"
+    device_cookie: str = "device_id"
+    refresh_cookie_path: str = "/auth/refresh"
+    # Dev-only switch: Secure is on by default; browsers accept Secure cookies on http://localhost.
+    cookie_secure: bool = True
+    cookie_domain: str | None = None
+
+    # Failed-login throttling (per account and per client address).
+    login_fail_window: int = Field(900, ge=1)
+    login_fail_per_account: int = Field(10, ge=1)
+    login_fail_per_ip: int = Field(100, ge=1)
+
+    # Threads that hash passwords; kept below the core count so the event loop keeps a core.
+    hash_concurrency: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # How long a session's liveness may be cached per process; bounds revocation latency.
+    session_cache_ttl: float = Field(0.5, ge=0.0, le=1.0)
+    jwks_max_age: int = Field(300, ge=0)
+    log_level: str = "info"
+    log_json: bool = True
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _strict_networks(cls, value: list[IPNetwork]) -> list[IPNetwork]:
+        return [ipaddress.ip_network(net, strict=False) for net in value]
+
+    @cached_property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'kizuna.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Store functions: keyword-only, each working inside a transaction its caller opened."""

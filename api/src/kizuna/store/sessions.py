@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kizuna.clock import utc_seconds
+from kizuna.models import RefreshToken, SecurityEvent, Session, User
+
+
+async def create(
+    db: AsyncSession,
+    *,
+    user_id: str,
+    device_id: str,
+    ip: str,
+    user_agent: str,
+    now: datetime,
+    max_age: int,
+) -> Session:
+    session = Session(
+        id=str(uuid.uuid4()),
+        user_id=user_id,
+        device_id=device_id,
+        ip=ip,
+        user_agent=user_agent,
+        created_at=now,
+        last_used_at=now,
+        expires_at=utc_seconds(now) + timedelta(seconds=max_age),
+    )
+    db.add(session)
+    await db.flush()
+    return session
+
+
+async def add_refresh_token(
+    db: AsyncSession,
+    *,
+    session: Session,
+    now: datetime,
+    ttl: int,
+    key_id: str,
+    token_id: str | None = None,
+) -> RefreshToken:
+    """A new current token for ``session``; it never outlives the session (rule 6)."""
+    issued = utc_seconds(now)
+    record = RefreshToken(
+        id=token_id or str(uuid.uuid4()),
+        session_id=session.id,
+        user_id=session.user_id,
+        device_id=session.device_id,
+        issued_at=issued,
+        expires_at=min(issued + timedelta(seconds=ttl), session.expires_at),
+        key_id=key_id,
+    )
+    db.add(record)
+    await db.flush()
+    return record
+
+
+async def current_token(db: AsyncSession, *, session_id: str) -> RefreshToken | None:
+    result = await db.execute(
+        select(RefreshToken)
+        .where(
+            RefreshToken.session_id == session_id,
+            RefreshToken.rotated_at.is_(None),
+            RefreshToken.revoked_at.is_(None),
+        )
+        .order_by(RefreshToken.issued_at.desc())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def revoke(
+    db: AsyncSession, *, session_ids: Sequence[str], reason: str, now: datetime
+) -> list[str]:
+    """Revoke sessions and every token of theirs; returns the ids that were still live."""
+    if not session_ids:
+        return []
+    result = await db.execute(
+        update(Session)
+        .where(Session.id.in_(session_ids), Session.revoked_at.is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+        .returning(Session.id)
+    )
+    revoked = list(result.scalars().all())
+    await db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+    )
+    return revoked
+
+
+async def live_ids(
+    db: AsyncSession,
+    *,
+    user_id: str,
+    device_id: str | None = None,
+    except_id: str | None = None,
+) -> list[str]:
+    query = select(Session.id).where(Session.user_id == user_id, Session.revoked_at.is_(None))
+    if device_id is not None:
+        query = query.where(Session.device_id == device_id)
+    if except_id is not None:
+        query = query.where(Session.id != except_id)
+    result = await db.execute(query)
+    return list(result.scalars().all())
+
+
+async def list_live(db: AsyncSession, *, user_id: str, now: datetime) -> Sequence[Session]:
+    """Sessions that can still be used: not revoked, within their absolute lifetime, and with
+    a current refresh token that has not run out (idle expiry)."""
+    result = await db.execute(
+        select(Session)
+        .join(
+            RefreshToken,
+            and_(
+                RefreshToken.session_id == Session.id,
+                RefreshToken.rotated_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > now,
+            ),
+        )
+        .where(Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now)
+        .order_by(Session.last_used_at.desc())
+    )
+    return result.scalars().unique().all()
+
+
+async def get_with_user(db: AsyncSession, *, session_id: str) -> tuple[Session, User] | None:
+    result = await db.execute(
+        select(Session, User).join(User, User.id == Session.user_id).where(Session.id == session_id)
+    )
+    row = result.first()
+    return None if row is None else (row[0], row[1])
+
+
+async def record_event(
+    db: AsyncSession,
+    *,
+    kind: str,
+    now: datetime,
+    user_id: str | None,
+    session_id: str | None,
+    ip: str = "",
+    user_agent: str = "",
+    detail: dict[str, str] | None = None,
+) -> None:
+    db.add(
+        SecurityEvent(
+            at=now,
+            kind=kind,
+            user_id=user_id,
+            session_id=session_id,
+            ip=ip,
+            user_agent=user_agent,
+            detail=detail or {},
+        )
+    )
+    await db.flush()

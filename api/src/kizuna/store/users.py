@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kizuna.models import User
+
+
+class EmailTaken(Exception):
+    pass
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def get_by_email(db: AsyncSession, *, email: str) -> User | None:
+    result = await db.execute(select(User).where(User.email == normalize_email(email)))
+    return result.scalar_one_or_none()
+
+
+async def get(db: AsyncSession, *, user_id: str) -> User | None:
+    return await db.get(User, user_id)
+
+
+async def create(
+    db: AsyncSession,
+    *,
+    email: str,
+    password_hash: str,
+    name: str = "",
+    roles: Sequence[str] = (),
+    now: datetime,
+) -> User:
+    user = User(
+        id=str(uuid.uuid4()),
+        email=normalize_email(email),
+        name=name,
+        password_hash=password_hash,
+        roles=sorted(set(roles)),
+        disabled=False,
+        created_at=now,
+        password_changed_at=now,
+    )
+    db.add(user)
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise EmailTaken(email) from exc
+    return user
+
+
+async def list_all(db: AsyncSession) -> Sequence[User]:
+    result = await db.execute(select(User).order_by(User.created_at, User.email))
+    return result.scalars().all()

@@ -1,0 +1,236 @@
+"""Access tokens (asymmetric JWTs the web tier can verify) and refresh tokens (MACed JWTs
+only this server can verify). Each verifier pins its algorithms and its ``typ``, so one kind
+can never pass as the other."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jwt
+
+from kizuna.keys import ASYMMETRIC_ALGS, KeyRing
+
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "rt+jwt"
+REFRESH_ALG = "HS256"
+_ACCESS_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "sid", "jti"]
+_REFRESH_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "sid", "jti"]
+
+
+class TokenError(Exception):
+    """A token that must not be accepted; ``expired`` tells the refresh path's 401 apart."""
+
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.expired = expired
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    sub: str
+    sid: str
+    jti: str
+    exp: int
+    iat: int
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshClaims:
+    sub: str
+    sid: str
+    jti: str
+    exp: int
+    iat: int
+    kid: str
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenError("malformed") from exc
+    if not isinstance(header, dict):
+        raise TokenError("malformed")
+    return header
+
+
+class AccessTokens:
+    """Signs and verifies access tokens. Verified token bytes are remembered until they
+    expire: an ES256 verification costs as much as a whole cheap request, and the same
+    token arrives many times during its few minutes of life."""
+
+    def __init__(
+        self,
+        keyring: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl: int,
+        leeway: int,
+        cache_size: int = 50_000,
+    ) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl = ttl
+        self.leeway = leeway
+        self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._cache_size = cache_size
+
+    def issue(
+        self, *, sub: str, sid: str, roles: list[str], now: int | None = None
+    ) -> tuple[str, int]:
+        key = self.keyring.signing_key
+        iat = int(now if now is not None else time.time())
+        exp = iat + self.ttl
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": sub,
+            "sid": sid,
+            "jti": secrets.token_urlsafe(16),
+            "iat": iat,
+            "exp": exp,
+            "roles": list(roles),
+        }
+        token = jwt.encode(
+            payload,
+            key.private_key,  # type: ignore[arg-type]  # only ES256/RS256/EdDSA keys are made
+            algorithm=key.alg,
+            headers={"kid": key.kid, "typ": ACCESS_TYP},
+        )
+        return token, exp
+
+    def verify(self, token: str, *, verify_exp: bool = True) -> AccessClaims:
+        cached = self._cache.get(token)
+        if cached is not None:
+            if verify_exp and cached.exp + self.leeway < time.time():
+                raise TokenError("expired", expired=True)
+            return cached
+        claims = self._verify_uncached(token, verify_exp=verify_exp)
+        if verify_exp:
+            self._cache[token] = claims
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return claims
+
+    def _verify_uncached(self, token: str, *, verify_exp: bool) -> AccessClaims:
+        header = _header(token)
+        # Only kid, alg and typ are read from the header; jwk/jku/x5u/x5c are never trusted.
+        if header.get("typ") != ACCESS_TYP:
+            raise TokenError("wrong typ")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise TokenError("no kid")
+        key = self.keyring.verification_key(kid)
+        if key is None:
+            raise TokenError("unknown kid")
+        if header.get("alg") != key.alg or key.alg not in ASYMMETRIC_ALGS:
+            raise TokenError("alg mismatch")
+        try:
+            payload = jwt.decode(
+                token,
+                key.public_key,  # type: ignore[arg-type]
+                algorithms=[key.alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": _ACCESS_REQUIRED, "verify_exp": verify_exp},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("expired", expired=True) from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid") from exc
+        roles = payload.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise TokenError("bad roles")
+        for claim in ("sub", "sid", "jti"):
+            if not isinstance(payload[claim], str):
+                raise TokenError(f"bad {claim}")
+        return AccessClaims(
+            sub=payload["sub"],
+            sid=payload["sid"],
+            jti=payload["jti"],
+            exp=int(payload["exp"]),
+            iat=int(payload["iat"]),
+            roles=tuple(roles),
+        )
+
+
+class RefreshTokens:
+    """Refresh tokens are HS256 JWTs whose every field comes from the store's record, so the
+    same record always yields the same bytes: the grace window of rotation rule 4 hands the
+    winner's token to racing requests without the database ever holding it."""
+
+    def __init__(self, keyring: KeyRing, *, issuer: str, leeway: int) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = issuer + "#refresh"
+        self.leeway = leeway
+
+    def encode(
+        self,
+        *,
+        token_id: str,
+        session_id: str,
+        user_id: str,
+        issued_at: datetime,
+        expires_at: datetime,
+        key_id: str,
+    ) -> str:
+        key = self.keyring.mac_key_by_id(key_id)
+        if key is None:
+            raise TokenError("mac key gone")
+        payload = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user_id,
+            "sid": session_id,
+            "jti": token_id,
+            "iat": int(issued_at.timestamp()),
+            "exp": int(expires_at.timestamp()),
+        }
+        return jwt.encode(
+            payload, key.secret, algorithm=REFRESH_ALG, headers={"kid": key.kid, "typ": REFRESH_TYP}
+        )
+
+    def verify(self, token: str, *, verify_exp: bool = True) -> RefreshClaims:
+        header = _header(token)
+        if header.get("typ") != REFRESH_TYP or header.get("alg") != REFRESH_ALG:
+            raise TokenError("wrong type")
+        kid = header.get("kid")
+        key = self.keyring.mac_key_by_id(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenError("unknown kid")
+        try:
+            payload = jwt.decode(
+                token,
+                key.secret,
+                algorithms=[REFRESH_ALG],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=0,
+                options={"require": _REFRESH_REQUIRED, "verify_exp": verify_exp},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("expired", expired=True) from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid") from exc
+        for claim in ("sub", "sid", "jti"):
+            if not isinstance(payload[claim], str):
+                raise TokenError(f"bad {claim}")
+        return RefreshClaims(
+            sub=payload["sub"],
+            sid=payload["sid"],
+            jti=payload["jti"],
+            exp=int(payload["exp"]),
+            iat=int(payload["iat"]),
+            kid=key.kid,
+        )
