@@ -1,0 +1,48 @@
+import type { Metadata } from "next";
+import { formatTime } from "@/lib/format";
+import { getClaims, getUserInfo } from "@/lib/session";
+
+export const metadata: Metadata = { title: "Dashboard" };
+
+// Server-rendered from GET /api/userinfo (Authorization: Bearer), contract §5.
+export default async function DashboardPage() {
+  const user = await getUserInfo();
+  const claims = await getClaims();
+  return (
+    <>
+      <h1>Welcome, {user.name || user.email}</h1>
+      <section className="card">
+        <h2>Your account</h2>
+        <dl className="facts">
+          <dt>Name</dt>
+          <dd data-testid="user-name">{user.name || "—"}</dd>
+          <dt>Email</dt>
+          <dd data-testid="user-email">{user.email}</dd>
+          <dt>Roles</dt>
+          <dd data-testid="user-roles">
+            {user.roles.length ? user.roles.map((r) => <span key={r} className="tag">{r}</span>) : "none"}
+          </dd>
+        </dl>
+      </section>
+      <section className="card">
+        <h2>This session</h2>
+        <dl className="facts">
+          <dt>Session</dt>
+          <dd data-testid="session-id"><code>{user.session.id}</code></dd>
+          <dt>Device</dt>
+          <dd><code>{user.session.device_id}</code></dd>
+          <dt>Signed in</dt>
+          <dd>{formatTime(user.session.created_at)}</dd>
+          <dt>Session expires</dt>
+          <dd data-testid="session-expires">{formatTime(user.session.expires_at)}</dd>
+          {claims && (
+            <>
+              <dt>Access token</dt>
+              <dd>valid until {formatTime(new Date(claims.exp * 1000).toISOString())}, renewed automatically</dd>
+            </>
+          )}
+        </dl>
+      </section>
+    </>
+  );
+}

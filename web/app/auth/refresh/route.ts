@@ -1,0 +1,130 @@
+import type { NextRequest } from "next/server";
+import { ApiUnavailableError, callApi, clientInfo, readProblem } from "@/lib/api";
+import { config } from "@/lib/config";
+import { newCookieValue, relaySetCookies } from "@/lib/cookies";
+import { relayAndEnsureSignedOut, readFields, refuseCrossSite } from "@/lib/handlers";
+import { HANDLER_CSP, NO_STORE, escapeHtml, problem, seeOther } from "@/lib/headers";
+import { verifyAccessToken } from "@/lib/jwks";
+import { DEFAULT_NEXT, loginPath, safeNext } from "@/lib/next-path";
+
+// /auth/refresh: the only path the browser sends the refresh cookie to
+// (Path=/auth/refresh). See contract §5 and web/README.md.
+//
+// GET changes nothing. It answers a small page whose own static script
+// (public/kizuna-refresh.js) POSTs here. That POST starts on our own page, so
+// the SameSite=Strict refresh cookie is sent even when the visit began with a
+// link on another site, where the browser withheld it from the GET.
+
+export const dynamic = "force-dynamic";
+
+function htmlHeaders(): Headers {
+  return new Headers({
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": NO_STORE,
+    "content-security-policy": HANDLER_CSP,
+    "x-robots-tag": "noindex",
+  });
+}
+
+function page(next: string, title: string, body: string, script: boolean): string {
+  return `<!doctype html>
+<html lang="en" data-next="${escapeHtml(next)}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>${escapeHtml(title)} · Kizuna</title>
+<link rel="stylesheet" href="/kizuna.css">
+${script ? '<script src="/kizuna-refresh.js" defer></script>\n' : ""}</head>
+<body class="centered">
+<main class="card narrow">
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+export function GET(request: NextRequest): Response {
+  const next = safeNext(request.nextUrl.searchParams.get("next"));
+  const body = `<h1>Continuing your session…</h1>
+<p id="status" role="status">One moment, please.</p>
+<p id="actions" hidden><a class="button" id="retry" href="${escapeHtml(`/auth/refresh?next=${encodeURIComponent(next)}`)}">Try again</a> <a href="${escapeHtml(loginPath(next))}">Sign in</a></p>
+<noscript>
+<form method="post" action="/auth/refresh">
+<input type="hidden" name="next" value="${escapeHtml(next)}">
+<p>JavaScript is turned off, so please continue by hand.</p>
+<button type="submit">Continue</button>
+</form>
+</noscript>`;
+  return new Response(page(next, "Continuing your session", body, true), { status: 200, headers: htmlHeaders() });
+}
+
+function unavailablePage(next: string): Response {
+  const body = `<h1>Service unavailable</h1>
+<p>We could not continue your session just now. Nothing was lost: please try again in a moment.</p>
+<form method="post" action="/auth/refresh">
+<input type="hidden" name="next" value="${escapeHtml(next)}">
+<button type="submit">Try again</button>
+</form>`;
+  const h = htmlHeaders();
+  h.set("retry-after", "5");
+  return new Response(page(next, "Service unavailable", body, false), { status: 503, headers: h });
+}
+
+export async function POST(request: NextRequest): Promise<Response> {
+  const refused = refuseCrossSite(request);
+  if (refused) return refused;
+
+  // The page's <noscript> form posts a form body and wants a 303 to `next`;
+  // the page's script (and the proactive refresh) want 204 / 401.
+  const type = request.headers.get("content-type") ?? "";
+  const isForm = type.includes("application/x-www-form-urlencoded") || type.includes("multipart/form-data");
+  const next = isForm ? safeNext((await readFields(request)).next) : DEFAULT_NEXT;
+
+  let res: Response;
+  try {
+    res = await callApi("/auth/refresh", { method: "POST", client: clientInfo(request.headers) });
+  } catch (err) {
+    if (!(err instanceof ApiUnavailableError)) throw err;
+    return isForm ? unavailablePage(next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
+  }
+
+  const out = new Headers({ "cache-control": NO_STORE });
+
+  if (res.ok) {
+    // Always pass the rotated cookies on: the API has already retired the old
+    // refresh token, so withholding the new one would make the browser replay
+    // a rotated token later (a theft alarm).
+    relaySetCookies(res.headers, out);
+    const token = newCookieValue(res.headers.getSetCookie(), config().accessCookie);
+    // Verifying the new token here also puts it in the verification cache, so
+    // the proxy's check on the very next navigation costs nothing.
+    const claims = token ? await verifyAccessToken(token) : null;
+    if (!claims) {
+      // A token our own proxy would reject sends every page straight back
+      // here: a configuration error (issuer, audience, algorithm, JWKS URL).
+      console.error("kizuna-web: the API issued an access token this web tier cannot verify; check KIZUNA_ISSUER, KIZUNA_AUDIENCE, KIZUNA_API_URL");
+      return isForm ? unavailablePage(next) : problem(502, "unverifiable_token", "Session could not be verified", out);
+    }
+    out.set("kizuna-access-expires-in", String(Math.max(0, claims.exp - Date.now() / 1000).toFixed(1)));
+    return isForm ? seeOther(next, out) : new Response(null, { status: 204, headers: out });
+  }
+
+  if (res.status === 401) {
+    // The session is over: the API deleted the cookies (we make sure).
+    const p = await readProblem(res);
+    relayAndEnsureSignedOut(res.headers, out);
+    if (isForm) return seeOther(loginPath(next, { error: "session_expired" }), out);
+    out.set("content-type", "application/problem+json");
+    return new Response(
+      JSON.stringify({ type: "about:blank", title: "Session ended", status: 401, code: p.code }),
+      { status: 401, headers: out },
+    );
+  }
+
+  // 503 store_unavailable or anything else: the session may well be alive;
+  // change nothing in the browser and let the caller retry.
+  relaySetCookies(res.headers, out);
+  return isForm ? unavailablePage(next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
+}

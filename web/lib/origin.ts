@@ -1,0 +1,30 @@
+// Same-origin check for every state-changing request (contract §5: a
+// cross-site POST gets 403 and sets no cookie). Pure: takes the headers.
+
+/**
+ * The origins this request may legitimately come from: the configured public
+ * origin(s), else the one the request itself was addressed to (Host, with the
+ * scheme from X-Forwarded-Proto that Next.js or the load balancer sets).
+ */
+export function expectedOrigins(headers: Headers, configured: string[]): string[] {
+  if (configured.length) return configured;
+  const host = headers.get("x-forwarded-host")?.split(",")[0]?.trim() || headers.get("host");
+  if (!host) return [];
+  const proto = headers.get("x-forwarded-proto")?.split(",")[0]?.trim() || "http";
+  return [`${proto}://${host}`];
+}
+
+/**
+ * True only for a request a browser made from one of our own pages.
+ * Sec-Fetch-Site is set by the browser and cannot be changed by a page's
+ * script, so when present it decides; older browsers send only Origin, which
+ * must then equal an expected origin. A request with neither is refused: every
+ * browser that can submit a form sends at least Origin on a POST.
+ */
+export function isSameOrigin(headers: Headers, expected: string[]): boolean {
+  const site = headers.get("sec-fetch-site");
+  const origin = headers.get("origin");
+  if (site !== null) return site === "same-origin";
+  if (origin === null || origin === "null") return false;
+  return expected.includes(origin);
+}

@@ -1,0 +1,31 @@
+// What the open pages of one browser agree on so that they refresh the session
+// once, not once per tab. public/kizuna-refresh.js (a static file, so it cannot
+// import this) uses the same two names; keep them in step.
+
+/** navigator.locks name held while a tab refreshes. */
+export const REFRESH_LOCK = "kizuna-refresh";
+/** BroadcastChannel on which a tab announces a refresh's outcome. */
+export const SESSION_CHANNEL = "kizuna-session";
+/** Header of POST /auth/refresh's 204: seconds the new access token is valid. */
+export const EXPIRES_IN_HEADER = "kizuna-access-expires-in";
+
+export type SessionMessage = { type: "refreshed"; expiresIn: number } | { type: "ended" };
+
+/**
+ * How long before the access token's expiry (ms) an open page refreshes it:
+ * a fifth of the token's lifetime (at least 1 s, at most 60 s), plus up to a
+ * tenth more (at most 15 s) at random, so that many tabs or many users whose
+ * tokens were issued together do not all refresh in the same instant.
+ */
+export function refreshLeadMs(lifetimeSeconds: number, random: number = Math.random()): number {
+  const life = Math.max(1, lifetimeSeconds) * 1000;
+  const base = Math.min(60_000, Math.max(1_000, life * 0.2));
+  const jitter = Math.min(15_000, life * 0.1) * random;
+  return Math.min(base + jitter, life * 0.9);
+}
+
+export function isSessionMessage(data: unknown): data is SessionMessage {
+  if (!data || typeof data !== "object") return false;
+  const d = data as { type?: unknown; expiresIn?: unknown };
+  return d.type === "ended" || (d.type === "refreshed" && typeof d.expiresIn === "number");
+}

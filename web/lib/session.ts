@@ -1,0 +1,125 @@
+import "server-only";
+import { cache } from "react";
+import { cookies, headers } from "next/headers";
+import { redirect } from "next/navigation";
+import { ApiUnavailableError, callApi, clientInfo, readJson, readProblem, type ClientInfo } from "./api";
+import { config } from "./config";
+import { verifyAccessToken, type AccessClaims } from "./jwks";
+import { loginPath, refreshPath, safeNext } from "./next-path";
+
+// The data-access layer of server components. It only READS cookies; it never
+// refreshes (contract §5). When the API says the access token is no good (a
+// session revoked a moment ago), the user is sent through /auth/refresh,
+// which restores the session or ends on /login.
+
+export interface UserInfo {
+  sub: string;
+  email: string;
+  name: string | null;
+  roles: string[];
+  session: { id: string; device_id: string; created_at: string; expires_at: string };
+}
+
+export interface SessionRow {
+  id: string;
+  device_id: string;
+  user_agent: string | null;
+  ip: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  current: boolean;
+}
+
+export interface AdminUser {
+  id: string;
+  email: string;
+  name: string | null;
+  roles: string[];
+  disabled: boolean;
+  created_at?: string;
+}
+
+/** The page being rendered, as proxy.ts saw it (used as `next`). */
+export const currentPath = cache(async (): Promise<string> => {
+  return safeNext((await headers()).get("x-kizuna-path"));
+});
+
+export const getAccessToken = cache(async (): Promise<string | undefined> => {
+  return (await cookies()).get(config().accessCookie)?.value;
+});
+
+/** The verified claims of the access cookie (a cache hit after the proxy). */
+export const getClaims = cache(async (): Promise<AccessClaims | null> => {
+  return verifyAccessToken(await getAccessToken());
+});
+
+const getClient = cache(async (): Promise<ClientInfo> => clientInfo(await headers()));
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(`API error ${status} ${code}`);
+    this.name = "ApiError";
+  }
+}
+
+/**
+ * GET an API resource as the signed-in user. No token: to /login. 401: the
+ * token is no longer accepted (expired meanwhile, or revoked), so through the
+ * refresh page. 403 and 404 are returned to the caller to decide.
+ */
+async function apiGet<T>(path: string): Promise<{ status: number; data?: T }> {
+  const token = await getAccessToken();
+  const here = await currentPath();
+  if (!token) redirect(loginPath(here));
+  let res: Response;
+  try {
+    res = await callApi(path, { bearer: token, client: await getClient(), cookies: false });
+  } catch (err) {
+    if (err instanceof ApiUnavailableError) throw new ApiError(503, "unavailable");
+    throw err;
+  }
+  if (res.status === 401) redirect(refreshPath(here));
+  if (res.status === 403 || res.status === 404) return { status: res.status };
+  if (!res.ok) {
+    const p = await readProblem(res);
+    throw new ApiError(p.status, p.code);
+  }
+  const data = await readJson<T>(res);
+  if (data === undefined) throw new ApiError(502, "bad_response");
+  return { status: res.status, data };
+}
+
+/** Lists may come bare or wrapped ({items}, {sessions}, {users}). */
+function asList<T>(data: unknown, key: string): T[] {
+  if (Array.isArray(data)) return data as T[];
+  if (data && typeof data === "object") {
+    const o = data as Record<string, unknown>;
+    for (const k of [key, "items", "data"]) if (Array.isArray(o[k])) return o[k] as T[];
+  }
+  return [];
+}
+
+export const getUserInfo = cache(async (): Promise<UserInfo> => {
+  const { data } = await apiGet<UserInfo>("/api/userinfo");
+  if (!data) throw new ApiError(502, "bad_response");
+  return { ...data, roles: Array.isArray(data.roles) ? data.roles : [] };
+});
+
+export const getSessions = cache(async (): Promise<SessionRow[]> => {
+  const { data } = await apiGet<unknown>("/api/sessions");
+  return asList<SessionRow>(data, "sessions");
+});
+
+/** null when the API says the user is not an admin (403). */
+export const getAdminUsers = cache(async (): Promise<AdminUser[] | null> => {
+  const { status, data } = await apiGet<unknown>("/api/admin/users");
+  if (status === 403) return null;
+  return asList<AdminUser>(data, "users");
+});
+
+export function isAdmin(user: { roles: string[] }): boolean {
+  return user.roles.includes("admin");
+}

@@ -1,0 +1,68 @@
+import { NextResponse, type NextRequest } from "next/server";
+import { config as webConfig } from "./lib/config";
+import { createNonce, pageCsp, problem } from "./lib/headers";
+import { verifyAccessToken } from "./lib/jwks";
+import { loginPath, refreshPath } from "./lib/next-path";
+import { expectedOrigins, isSameOrigin } from "./lib/origin";
+
+// Runs before every page (see `config.matcher`: not /auth/*, static assets or
+// prefetches). Three jobs:
+//  1. every state-changing request must come from our own pages (403);
+//  2. a per-request CSP nonce for the page's scripts;
+//  3. the access cookie is verified locally against the cached JWKS; a page
+//     navigation without a valid one goes to /auth/refresh (expired, bad) or
+//     /login (no cookie at all: an anonymous visitor), with `next` = here.
+
+const PUBLIC_PAGES = new Set(["/login"]);
+
+export async function proxy(request: NextRequest): Promise<Response> {
+  const c = webConfig();
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    if (!isSameOrigin(request.headers, expectedOrigins(request.headers, c.publicOrigins))) {
+      return problem(403, "forbidden_origin", "Cross-site request refused");
+    }
+    // Route handlers and pages check the session themselves on a POST.
+    return NextResponse.next();
+  }
+
+  const { pathname, search } = request.nextUrl;
+  const here = pathname + search;
+
+  if (!PUBLIC_PAGES.has(pathname)) {
+    const token = request.cookies.get(c.accessCookie)?.value;
+    if (!token) return redirectTo(request, loginPath(here));
+    const claims = await verifyAccessToken(token);
+    if (!claims) return redirectTo(request, refreshPath(here));
+  }
+
+  const nonce = createNonce();
+  const csp = pageCsp(nonce, process.env.NODE_ENV === "development");
+  const requestHeaders = new Headers(request.headers);
+  // Next.js reads the nonce from the request's CSP header and puts it on its
+  // own scripts; the pages read x-kizuna-path to build `next` links.
+  requestHeaders.set("content-security-policy", csp);
+  requestHeaders.set("x-nonce", nonce);
+  requestHeaders.set("x-kizuna-path", here);
+  const response = NextResponse.next({ request: { headers: requestHeaders } });
+  response.headers.set("content-security-policy", csp);
+  return response;
+}
+
+function redirectTo(request: NextRequest, path: string): Response {
+  const res = NextResponse.redirect(new URL(path, request.url), 307);
+  res.headers.set("cache-control", "no-store");
+  return res;
+}
+
+export const config = {
+  matcher: [
+    {
+      source:
+        "/((?!auth/|_next/static|_next/image|favicon\\.ico|kizuna-refresh\\.js|kizuna\\.css|robots\\.txt).*)",
+      missing: [
+        { type: "header", key: "next-router-prefetch" },
+        { type: "header", key: "purpose", value: "prefetch" },
+      ],
+    },
+  ],
+};

@@ -1,0 +1,117 @@
+// The script of the /auth/refresh page (contract §5). A static file, so the
+// page needs no inline script and keeps a strict CSP.
+//
+// It POSTs to /auth/refresh from this page, so the browser sends the
+// SameSite=Strict refresh cookie even when the visit began on another site,
+// then replaces the location with `next`, or with /login when the session is
+// over. Tabs that arrive here together refresh once: the refresh runs under a
+// cross-tab lock, and a tab that hears (on a BroadcastChannel) that another
+// tab refreshed while it waited for the lock does not refresh again.
+// The lock and channel names must match web/lib/session-sync.ts.
+"use strict";
+(function () {
+  var LOCK = "kizuna-refresh";
+  var CHANNEL = "kizuna-session";
+  var LOOP_KEY = "kizuna.refresh.visits";
+
+  var status = document.getElementById("status");
+  var actions = document.getElementById("actions");
+
+  // Only a same-origin relative path (the server checked it too).
+  function safeNext(value) {
+    if (typeof value !== "string" || value.length === 0 || value.length > 2048) return "/dashboard";
+    if (value.charAt(0) !== "/" || value.charAt(1) === "/" || value.charAt(1) === "\\") return "/dashboard";
+    if (/[\u0000-\u001f\u007f\\]/.test(value)) return "/dashboard";
+    if (/^\/(login|auth)(\/|\?|#|$)/.test(value)) return "/dashboard";
+    return value;
+  }
+  var next = safeNext(document.documentElement.getAttribute("data-next"));
+
+  function say(text, showActions) {
+    if (status) status.textContent = text;
+    if (actions) actions.hidden = !showActions;
+  }
+
+  // Guard against a loop (a page that keeps sending us back here right after
+  // a successful refresh means a misconfiguration): stop after a few visits
+  // within half a minute and let the user choose.
+  function tooManyVisits() {
+    try {
+      var now = Date.now();
+      var visits = JSON.parse(sessionStorage.getItem(LOOP_KEY) || "[]").filter(function (t) {
+        return typeof t === "number" && now - t < 30000;
+      });
+      visits.push(now);
+      sessionStorage.setItem(LOOP_KEY, JSON.stringify(visits));
+      return visits.length > 5;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  var channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(CHANNEL) : null;
+  var heard = null;
+  if (channel) {
+    channel.onmessage = function (event) {
+      var d = event.data;
+      if (d && (d.type === "refreshed" || d.type === "ended")) heard = d.type;
+    };
+  }
+
+  function post() {
+    // Someone else finished a refresh while we queued for the lock.
+    if (heard === "refreshed") return Promise.resolve("ok");
+    if (heard === "ended") return Promise.resolve("ended");
+    return fetch("/auth/refresh", {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { accept: "application/json" },
+    }).then(function (res) {
+      if (res.status === 204) {
+        var expiresIn = Number(res.headers.get("kizuna-access-expires-in")) || 0;
+        if (channel) channel.postMessage({ type: "refreshed", expiresIn: expiresIn });
+        return "ok";
+      }
+      if (res.status === 401) {
+        if (channel) channel.postMessage({ type: "ended" });
+        return "ended";
+      }
+      return "retry";
+    });
+  }
+
+  function locked(fn) {
+    if (navigator.locks && typeof navigator.locks.request === "function") {
+      return navigator.locks.request(LOCK, fn);
+    }
+    return fn();
+  }
+
+  var attempts = 0;
+  function run() {
+    attempts += 1;
+    locked(post)
+      .catch(function () {
+        return "retry";
+      })
+      .then(function (outcome) {
+        if (outcome === "ok") {
+          location.replace(next);
+        } else if (outcome === "ended") {
+          location.replace("/login?next=" + encodeURIComponent(next) + "&error=session_expired");
+        } else if (attempts < 4) {
+          say("The service is not answering yet; trying again…", false);
+          setTimeout(run, 1000 * attempts);
+        } else {
+          say("We could not continue your session. Please try again in a moment.", true);
+        }
+      });
+  }
+
+  if (tooManyVisits()) {
+    say("We could not continue your session: this page keeps coming back. Please sign in again.", true);
+    return;
+  }
+  run();
+})();
