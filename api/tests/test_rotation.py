@@ -1,0 +1,429 @@
+"""Refresh rotation: every rule of the contract's §6, against the real app and store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from kizuna.clock import utcnow
+from kizuna.db import Database
+from kizuna.models import RefreshToken, SecurityEvent, Session
+from kizuna.settings import Settings
+from tests.conftest import PASSWORD, Harness, LiveServer
+
+REFRESH_COOKIE_PATH = "/auth/refresh"
+
+
+def refresh_cookie(client: httpx.AsyncClient) -> str:
+    value = client.cookies.get("refresh_token", path=REFRESH_COOKIE_PATH)
+    assert value, "no refresh cookie in the jar"
+    return value
+
+
+async def refresh_with(harness: Harness, token: str) -> httpx.Response:
+    """POST /auth/refresh presenting exactly ``token``, from a cookie-less client."""
+    async with harness.client() as bare:
+        return await bare.post("/auth/refresh", headers={"Cookie": f"refresh_token={token}"})
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        out[name] = rest
+    return out
+
+
+def cookie_value(response: httpx.Response, name: str) -> str:
+    return set_cookies(response)[name].split(";", 1)[0]
+
+
+async def records(harness: Harness, session_id: str) -> list[RefreshToken]:
+    async with harness.services.db.read() as db:
+        result = await db.execute(
+            select(RefreshToken)
+            .where(RefreshToken.session_id == session_id)
+            .order_by(RefreshToken.issued_at)
+        )
+        return list(result.scalars().all())
+
+
+async def session_row(harness: Harness, session_id: str) -> Session:
+    async with harness.services.db.read() as db:
+        row = await db.get(Session, session_id)
+        assert row is not None
+        return row
+
+
+def assert_cookies_deleted(response: httpx.Response) -> None:
+    cookies = set_cookies(response)
+    assert "Max-Age=0" in cookies["access_token"]
+    assert "Path=/;" in cookies["access_token"] + ";"
+    assert "Max-Age=0" in cookies["refresh_token"]
+    assert f"Path={REFRESH_COOKIE_PATH}" in cookies["refresh_token"]
+
+
+@pytest.fixture
+async def grace1(
+    make_settings: Callable[..., Settings],
+    make_harness: Callable[[Settings], AsyncIterator[Harness]],
+) -> AsyncIterator[Harness]:
+    async for h in make_harness(make_settings(refresh_grace=1)):
+        yield h
+
+
+class _NoStore:
+    """Stands in for the database where a rule says it must not be touched."""
+
+    def write(self) -> None:
+        raise AssertionError("the store was accessed")
+
+    read = write
+
+
+# -- rule 1: verified before any store access ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "a.b.c",
+        "eyJhbGciOiJub25lIiwidHlwIjoicnQrand0In0.eyJzdWIiOiJ4In0.",
+    ],
+)
+async def test_malformed_refresh_token_is_invalid_without_store_access(
+    harness: Harness, token: str
+) -> None:
+    real = harness.services.db
+    harness.services.db = _NoStore()  # type: ignore[assignment]
+    try:
+        response = await refresh_with(harness, token)
+    finally:
+        harness.services.db = real
+    assert response.status_code == 401
+    assert response.json()["code"] == "refresh_token_invalid"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert_cookies_deleted(response)
+
+
+async def test_tampered_signature_is_invalid(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        await harness.login(client)
+        token = refresh_cookie(client)
+    head, payload, signature = token.split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    response = await refresh_with(harness, f"{head}.{payload}.{flipped}")
+    assert response.json()["code"] == "refresh_token_invalid"
+
+
+async def test_access_token_in_refresh_cookie_is_invalid(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        await harness.login(client)
+        access = client.cookies.get("access_token")
+    assert access
+    response = await refresh_with(harness, access)
+    assert response.status_code == 401
+    assert response.json()["code"] == "refresh_token_invalid"
+
+
+async def test_expired_refresh_token(harness: Harness) -> None:
+    token = harness.services.refresh.encode(
+        token_id="00000000-0000-0000-0000-000000000000",
+        session_id="s",
+        user_id="u",
+        issued_at=utcnow() - timedelta(hours=2),
+        expires_at=utcnow() - timedelta(hours=1),
+        key_id=harness.services.keyring.mac_key.kid,
+    )
+    real = harness.services.db
+    harness.services.db = _NoStore()  # type: ignore[assignment]
+    try:
+        response = await refresh_with(harness, token)
+    finally:
+        harness.services.db = real
+    assert response.status_code == 401
+    assert response.json()["code"] == "refresh_token_expired"
+
+
+async def test_missing_refresh_cookie(harness: Harness) -> None:
+    async with harness.client() as client:
+        response = await client.post("/auth/refresh")
+    assert response.status_code == 401
+    assert response.json()["code"] == "refresh_token_missing"
+    assert_cookies_deleted(response)
+
+
+# -- rule 2: revoked or past the absolute lifetime ------------------------------------------
+
+
+async def test_revoked_session_refresh_is_refused(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        await harness.login(client)
+        token = refresh_cookie(client)
+        assert (await client.post("/auth/logout")).status_code == 204
+    response = await refresh_with(harness, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "refresh_token_revoked"
+
+
+async def test_session_past_absolute_lifetime(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        token = refresh_cookie(client)
+    session_id = login.json()["session_id"]
+    async with harness.services.db.write() as db:
+        await db.execute(
+            update(Session)
+            .where(Session.id == session_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    response = await refresh_with(harness, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "session_expired"
+
+
+# -- rule 3: the current token rotates --------------------------------------------------------
+
+
+async def test_current_token_rotates_to_a_successor(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        session_id = login.json()["session_id"]
+        first = refresh_cookie(client)
+        response = await client.post("/auth/refresh")
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == {"access_token_expires_at", "refresh_token_expires_at"}
+        second = refresh_cookie(client)
+        assert second != first
+        # The new access token belongs to the same session.
+        info = await client.get("/api/userinfo")
+        assert info.json()["session"]["id"] == session_id
+
+    rows = await records(harness, session_id)
+    assert len(rows) == 2
+    # Same issued_at second: tell them apart by their state.
+    old, new = sorted(rows, key=lambda r: r.rotated_at is None)
+    assert old.rotated_at is not None and old.replaced_by == new.id
+    assert new.rotated_at is None and new.revoked_at is None
+    assert (new.session_id, new.user_id, new.device_id) == (
+        old.session_id,
+        old.user_id,
+        old.device_id,
+    )
+    # The store keeps no usable token: the token string appears in no column.
+    assert all(second not in str(v) for v in vars(new).values())
+
+    cookies = set_cookies(response)
+    assert (
+        "SameSite=strict" in cookies["refresh_token"]
+        or "SameSite=Strict" in cookies["refresh_token"]
+    )
+    assert f"Path={REFRESH_COOKIE_PATH}" in cookies["refresh_token"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_chain_of_rotations_keeps_the_session(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        for _ in range(5):
+            assert (await client.post("/auth/refresh")).status_code == 200
+        assert (await client.get("/api/userinfo")).json()["session"]["id"] == login.json()[
+            "session_id"
+        ]
+    assert len(await records(harness, login.json()["session_id"])) == 6
+
+
+# -- rule 4: the grace window -------------------------------------------------------------------
+
+
+async def test_reuse_within_grace_returns_the_same_current_token(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        original = refresh_cookie(client)
+    winner = await refresh_with(harness, original)
+    assert winner.status_code == 200
+    racer = await refresh_with(harness, original)
+    assert racer.status_code == 200
+    assert cookie_value(racer, "refresh_token") == cookie_value(winner, "refresh_token")
+    # Each gets a working access token, and the family did not fork.
+    assert cookie_value(racer, "access_token")
+    assert len(await records(harness, login.json()["session_id"])) == 2
+    # The shared successor keeps rotating normally.
+    assert (await refresh_with(harness, cookie_value(winner, "refresh_token"))).status_code == 200
+
+
+async def test_concurrent_refreshes_in_process_all_succeed_identically(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        token = refresh_cookie(client)
+    responses = await asyncio.gather(*(refresh_with(harness, token) for _ in range(10)))
+    assert [r.status_code for r in responses] == [200] * 10
+    assert len({cookie_value(r, "refresh_token") for r in responses}) == 1
+    assert len(await records(harness, login.json()["session_id"])) == 2
+
+
+# -- rule 5: reuse after the window is theft ------------------------------------------------------
+
+
+async def test_reuse_after_grace_revokes_the_family(grace1: Harness) -> None:
+    harness = grace1
+    await harness.user()
+    async with harness.client() as victim:
+        login = await harness.login(victim)
+        session_id = login.json()["session_id"]
+        stolen = refresh_cookie(victim)
+        assert (await victim.post("/auth/refresh")).status_code == 200
+        await asyncio.sleep(1.2)
+
+        theft = await refresh_with(harness, stolen)
+        assert theft.status_code == 401
+        assert theft.json()["code"] == "refresh_token_reused"
+        assert_cookies_deleted(theft)
+
+        # The victim's current token is dead too, and so is its access token, at once.
+        victim_refresh = await victim.post("/auth/refresh")
+        assert victim_refresh.status_code == 401
+        assert victim_refresh.json()["code"] == "refresh_token_revoked"
+        info = await victim.get("/api/userinfo")
+        assert info.status_code == 401
+
+    row = await session_row(harness, session_id)
+    assert row.revoked_at is not None and row.revoke_reason == "refresh_token_reused"
+    assert all(
+        r.revoked_at is not None for r in await records(harness, session_id) if r.rotated_at is None
+    )
+    async with harness.services.db.read() as db:
+        events = (
+            (await db.execute(select(SecurityEvent).where(SecurityEvent.session_id == session_id)))
+            .scalars()
+            .all()
+        )
+    assert [e.kind for e in events] == ["refresh_token_reused"]
+
+
+async def test_access_tokens_of_a_revoked_session_stop_within_a_second(harness: Harness) -> None:
+    """Another process revokes (here: a write straight to the store, not through this app's
+    cache); this process must notice within a second."""
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        assert (await client.get("/api/userinfo")).status_code == 200
+        async with harness.services.db.write() as db:
+            await db.execute(
+                update(Session)
+                .where(Session.id == login.json()["session_id"])
+                .values(revoked_at=utcnow(), revoke_reason="test")
+            )
+        started = time.monotonic()
+        while (await client.get("/api/userinfo")).status_code == 200:
+            assert time.monotonic() - started < 1.0, "revocation not seen within 1 s"
+            await asyncio.sleep(0.05)
+
+
+# -- rule 6: a successor never outlives the session ---------------------------------------------
+
+
+async def test_successor_never_outlives_the_session(
+    make_settings: Callable[..., Settings],
+    make_harness: Callable[[Settings], AsyncIterator[Harness]],
+) -> None:
+    settings = make_settings(session_max_age=120, refresh_token_ttl=3600)
+    async for harness in make_harness(settings):
+        await harness.user()
+        async with harness.client() as client:
+            login = await harness.login(client)
+            session = await session_row(harness, login.json()["session_id"])
+            for _ in range(2):
+                response = await client.post("/auth/refresh")
+                assert response.status_code == 200
+            rows = await records(harness, session.id)
+        assert all(r.expires_at <= session.expires_at for r in rows)
+        max_age = int(set_cookies(response)["refresh_token"].split("Max-Age=")[1].split(";")[0])
+        assert max_age <= 120
+
+
+# -- the store cannot answer: 503, never 401, never reuse ---------------------------------------
+
+
+async def test_store_unavailable_is_503_and_keeps_cookies(harness: Harness, tmp_path: Path) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        await harness.login(client)
+        token = refresh_cookie(client)
+    real = harness.services.db
+    broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
+    harness.services.db = broken
+    try:
+        response = await refresh_with(harness, token)
+    finally:
+        harness.services.db = real
+        await broken.dispose()
+    assert response.status_code == 503
+    assert response.json()["code"] == "store_unavailable"
+    assert "set-cookie" not in response.headers
+    # The token was not burnt: once the store is back, it rotates normally.
+    assert (await refresh_with(harness, token)).status_code == 200
+
+
+# -- the real server: many clients racing with one cookie -----------------------------------------
+
+
+def test_parallel_clients_racing_one_token_on_a_real_server(live_server: LiveServer) -> None:
+    created = live_server.cli(
+        "users", "create", "--email", "race@example.com", "--password-stdin", stdin=PASSWORD
+    )
+    assert created.returncode == 0, created.stderr
+
+    async def race() -> tuple[list[httpx.Response], str]:
+        async with httpx.AsyncClient(base_url=live_server.base_url) as client:
+            login = await client.post(
+                "/auth/login", json={"email": "race@example.com", "password": PASSWORD}
+            )
+            assert login.status_code == 200
+            token = cookie_value(login, "refresh_token")
+
+            async def one() -> httpx.Response:
+                async with httpx.AsyncClient(base_url=live_server.base_url) as own:
+                    return await own.post(
+                        "/auth/refresh", headers={"Cookie": f"refresh_token={token}"}
+                    )
+
+            responses = await asyncio.gather(*(one() for _ in range(24)))
+            return list(responses), login.json()["session_id"]
+
+    responses, session_id = asyncio.run(race())
+    assert [r.status_code for r in responses] == [200] * 24
+    successors = {cookie_value(r, "refresh_token") for r in responses}
+    assert len(successors) == 1, "racers got different tokens: the family forked"
+
+    async def count() -> int:
+        db = Database(Settings(data_dir=Path(live_server.env["KIZUNA_DATA_DIR"])).db_url)
+        try:
+            async with db.read() as session:
+                result = await session.execute(
+                    select(func.count())
+                    .select_from(RefreshToken)
+                    .where(RefreshToken.session_id == session_id)
+                )
+                return int(result.scalar_one())
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(count()) == 2, "exactly one rotation must have happened"
