@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kizuna import log
 from kizuna.settings import load_settings
 
 T = TypeVar("T")
@@ -208,4 +209,6 @@ def keys_list() -> None:
 
 
 def main() -> None:
+    settings = load_settings()
+    log.configure(level=settings.log_level, json=settings.log_json)
     app()
