@@ -50,7 +50,7 @@ class CookieJar:
             access_token,
             max_age=refresh_max_age,
             path="/",
-            samesite="lax",
+            samesite="Lax",
         )
         self._set(
             response,
@@ -58,23 +58,23 @@ class CookieJar:
             refresh_token,
             max_age=refresh_max_age,
             path=self.s.refresh_cookie_path,
-            samesite="strict",
+            samesite="Strict",
         )
         response.headers["Cache-Control"] = "no-store"
 
     def set_device(self, response: Response, device_id: str) -> None:
         self._set(
-            response, self.s.device_cookie, device_id, max_age=DEVICE_TTL, path="/", samesite="lax"
+            response, self.s.device_cookie, device_id, max_age=DEVICE_TTL, path="/", samesite="Lax"
         )
 
     def clear_session(self, response: Response) -> None:
-        self._set(response, self.s.access_cookie, "", max_age=0, path="/", samesite="lax")
+        self._set(response, self.s.access_cookie, "", max_age=0, path="/", samesite="Lax")
         self._set(
             response,
             self.s.refresh_cookie,
             "",
             max_age=0,
             path=self.s.refresh_cookie_path,
-            samesite="strict",
+            samesite="Strict",
         )
         response.headers["Cache-Control"] = "no-store"
