@@ -25,6 +25,7 @@ lint: setup-python
 	cd api && ../$(VENV)/ruff check src tests && ../$(VENV)/ruff format --check src tests && ../$(VENV)/mypy
 
 test-api: setup-python lint
+	@./scripts/setup-services.sh
 	cd api && ../$(VENV)/pytest -q
 
 test-web: setup-web

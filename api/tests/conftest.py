@@ -156,3 +156,18 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    from tests.postgres import postgres_server
+
+    with postgres_server(free_port()) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> str:
+    from tests.postgres import create_database
+
+    return create_database(postgres_admin_url)
