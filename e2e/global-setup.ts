@@ -5,7 +5,6 @@
 // Only processes started here are stopped here (by their own process group).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
-import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -101,11 +100,15 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     { ...process.env, KIZUNA_API_URL: API, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
     path.join(ROOT, "web"),
   );
+  // For scripts/test-e2e.sh: what to stop if this run is interrupted.
+  const pidsFile = path.join(LOGS, "pids");
+  fs.writeFileSync(pidsFile, [api.pid, web.pid].filter(Boolean).join("\n") + "\n");
   const other = otherSite();
   await new Promise<void>((r) => other.listen(OTHER_PORT, "127.0.0.1", () => r()));
 
   const teardown = async () => {
-    await Promise.all([stop(web), stop(api), new Promise<void>((r) => other.close(() => r()))]);
+    await Promise.all([stop(web), stop(api), new Promise<void>((r) => { other.closeAllConnections(); other.close(() => r()); })]);
+    fs.rmSync(pidsFile, { force: true });
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   try {
@@ -117,5 +120,3 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   }
   return teardown;
 }
-
-export type { http };

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { expectedOrigins, isSameOrigin } from "@/lib/origin";
+
+const h = (init: Record<string, string>) => new Headers(init);
+const ours = ["http://localhost:3000"];
+
+describe("isSameOrigin", () => {
+  it("accepts a browser's same-origin request", () => {
+    expect(isSameOrigin(h({ "sec-fetch-site": "same-origin", origin: "http://localhost:3000" }), ours)).toBe(true);
+  });
+
+  it.each(["cross-site", "same-site", "none"])("refuses Sec-Fetch-Site: %s whatever Origin says", (site) => {
+    expect(isSameOrigin(h({ "sec-fetch-site": site, origin: "http://localhost:3000" }), ours)).toBe(false);
+  });
+
+  it("falls back to Origin for browsers without Fetch Metadata", () => {
+    expect(isSameOrigin(h({ origin: "http://localhost:3000" }), ours)).toBe(true);
+    expect(isSameOrigin(h({ origin: "http://127.0.0.1:3001" }), ours)).toBe(false);
+    expect(isSameOrigin(h({ origin: "http://localhost:3000.evil.example" }), ours)).toBe(false);
+    expect(isSameOrigin(h({ origin: "null" }), ours)).toBe(false);
+  });
+
+  it("refuses a request with neither header", () => {
+    expect(isSameOrigin(h({}), ours)).toBe(false);
+    expect(isSameOrigin(h({ referer: "http://localhost:3000/login" }), ours)).toBe(false);
+  });
+});
+
+describe("expectedOrigins", () => {
+  it("prefers the configured public origin", () => {
+    expect(expectedOrigins(h({ host: "internal:3000" }), ["https://example.com"])).toEqual(["https://example.com"]);
+  });
+  it("else uses the forwarded host and scheme, else Host", () => {
+    expect(expectedOrigins(h({ host: "web:3000", "x-forwarded-host": "example.com", "x-forwarded-proto": "https" }), [])).toEqual([
+      "https://example.com",
+    ]);
+    expect(expectedOrigins(h({ host: "localhost:3000" }), [])).toEqual(["http://localhost:3000"]);
+    expect(expectedOrigins(h({}), [])).toEqual([]);
+  });
+});
