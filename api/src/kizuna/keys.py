@@ -80,8 +80,10 @@ class KeyRing:
     def __init__(self, directory: Path, *, alg: str, access_ttl: int, leeway: int) -> None:
         self.directory = directory
         self.alg = alg
-        # How long a retired key stays published: the life of the last token it signed.
-        self.overlap = timedelta(seconds=access_ttl + leeway)
+        # How long a retired key stays published: the life of the last token it signed. A
+        # server that has not yet re-read the manifest after a rotation by another process
+        # signs with the old key for up to _RELOAD_EVERY seconds more.
+        self.overlap = timedelta(seconds=access_ttl + leeway + _RELOAD_EVERY)
         self._signing: list[SigningKey] = []
         self._mac: list[MacKey] = []
         self._mtime_ns = -1
@@ -166,12 +168,8 @@ class KeyRing:
         return key
 
     def _add_signing_key(self, alg: str, *, retire_current: bool) -> SigningKey:
-        manifest = json.loads(self.manifest_path.read_text())
-        now = utcnow()
-        if retire_current:
-            for entry in manifest["signing"]:
-                if not entry.get("retired_at"):
-                    entry["retired_at"] = now.isoformat()
+        # Make the key first (an RSA key takes a while): the retirement time must be the
+        # moment the manifest announces it, or the overlap would start before anyone knows.
         private = _generate_private_key(alg)
         kid = _new_kid()
         pem = private.private_bytes(
@@ -180,6 +178,12 @@ class KeyRing:
             serialization.NoEncryption(),
         )
         _write_private(self.directory / f"signing-{kid}.pem", pem)
+        manifest = json.loads(self.manifest_path.read_text())
+        now = utcnow()
+        if retire_current:
+            for entry in manifest["signing"]:
+                if not entry.get("retired_at"):
+                    entry["retired_at"] = now.isoformat()
         manifest["signing"].append({"kid": kid, "alg": alg, "created_at": now.isoformat()})
         self._write_manifest(manifest)
         return SigningKey(kid, alg, private, private.public_key(), now, None)
