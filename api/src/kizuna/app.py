@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for router in (auth.router, account.router, admin.router, wellknown.router):
         app.include_router(router)
-    app.add_middleware(StandardHeaders)
+    # Added last = outermost: the standard headers also go on BodyLimit's own 413.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(StandardHeaders)
     return app

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-# Passwords are bounded here only against abuse; the policy (8..128) answers weak_password.
+# Passwords presented to be checked are bounded here only against abuse. A NEW password is
+# not bounded here at all (the body limit bounds it): its length is the policy's to judge, so
+# too short (even empty) and too long answer 422 weak_password, as the contract says.
 _Password = Field(min_length=1, max_length=1024)
 Role = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -20,13 +22,13 @@ class LoginBody(_Body):
 
 class RegisterBody(_Body):
     email: EmailStr = Field(max_length=320)
-    password: str = _Password
+    password: str
     name: str | None = Field(default=None, max_length=200)
 
 
 class PasswordBody(_Body):
     current_password: str = _Password
-    new_password: str = _Password
+    new_password: str
 
 
 class UserOut(BaseModel):
