@@ -63,6 +63,9 @@ def test_db_upgrade_on_a_fresh_data_dir(tmp_path: Path) -> None:
     with sqlite3.connect(data_dir / "kizuna.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"users", "sessions", "refresh_tokens"} <= tables
+    # Password hashes live in there: owner-only, like the keys.
+    assert (data_dir.stat().st_mode & 0o777) == 0o700
+    assert ((data_dir / "kizuna.db").stat().st_mode & 0o777) == 0o600
     again = cli(data_dir, "db", "upgrade")  # idempotent
     assert again.returncode == 0, again.stderr
 

@@ -190,12 +190,14 @@ def keys_rotate(
 ) -> None:
     """Start signing with a new key; older keys stay published until their tokens expire."""
     from kizuna.keys import ASYMMETRIC_ALGS
-    from kizuna.services import open_keyring
+    from kizuna.services import keyring_lock, open_keyring
 
     if alg is not None and alg not in ASYMMETRIC_ALGS:
         raise _fail(f"alg must be one of {', '.join(ASYMMETRIC_ALGS)}")
-    keyring = open_keyring(load_settings())
-    key = keyring.rotate(alg)
+    settings = load_settings()
+    keyring = open_keyring(settings)
+    with keyring_lock(settings):
+        key = keyring.rotate(alg)
     typer.echo(f"now signing with {key.kid} ({key.alg})")
 
 

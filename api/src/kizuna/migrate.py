@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from alembic import command
 from alembic.config import Config
 
-from kizuna.settings import Settings
+from kizuna.settings import Settings, ensure_data_dir
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -20,7 +20,7 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(settings)
     config = alembic_config(settings)
     try:
         asyncio.get_running_loop()

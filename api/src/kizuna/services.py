@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kizuna.cookies import CookieJar
@@ -10,7 +12,7 @@ from kizuna.db import Database
 from kizuna.keys import KeyRing
 from kizuna.liveness import SessionDirectory
 from kizuna.passwords import PasswordHasher
-from kizuna.settings import Settings
+from kizuna.settings import Settings, ensure_data_dir
 from kizuna.throttle import LoginThrottle
 from kizuna.tokens import AccessTokens, RefreshTokens
 
@@ -32,6 +34,18 @@ class Services:
         await self.db.dispose()
 
 
+@contextmanager
+def keyring_lock(settings: Settings) -> Iterator[None]:
+    """Serialises key-ring changes across processes (workers starting, ``keys rotate``)."""
+    ensure_data_dir(settings)
+    with open(settings.data_dir / ".keys.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def open_keyring(settings: Settings) -> KeyRing:
     keyring = KeyRing(
         settings.keys_dir,
@@ -39,14 +53,9 @@ def open_keyring(settings: Settings) -> KeyRing:
         access_ttl=settings.access_token_ttl,
         leeway=settings.clock_leeway,
     )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Several workers may start at once on a fresh data dir: one creates the first keys.
-    with open(settings.data_dir / ".keys.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            keyring.ensure()
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with keyring_lock(settings):
+        keyring.ensure()
     return keyring
 
 

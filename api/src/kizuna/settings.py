@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -88,6 +89,18 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+
+def ensure_data_dir(settings: Settings) -> None:
+    """The data dir holds keys and (on SQLite) password hashes: owner-only, from the start."""
+    directory = settings.data_dir
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o700)
+    if settings.database_url is None:
+        database = directory / "kizuna.db"
+        if not database.exists():
+            # SQLite gives its -wal and -shm files the permissions of the database file.
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def load_settings() -> Settings:
