@@ -76,7 +76,7 @@ test.describe("signing in", () => {
     const refresh = await page.request.get("/auth/refresh?next=/dashboard");
     expect(refresh.headers()["content-security-policy"]).toContain("script-src 'self'");
     expect(refresh.headers()["cache-control"]).toContain("no-store");
-    expect(await refresh.text()).toMatch(/<script src="\/kizuna-refresh\.js" defer><\/script>/);
+    expect(await refresh.text()).toMatch(/<script src="\/kizuna-refresh\.js" async><\/script>/);
     expect(await refresh.text()).not.toMatch(/<script>/);
   });
 

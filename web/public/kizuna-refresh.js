@@ -14,8 +14,6 @@
   var CHANNEL = "kizuna-session";
   var LOOP_KEY = "kizuna.refresh.visits";
 
-  var status = document.getElementById("status");
-  var actions = document.getElementById("actions");
 
   // Only a same-origin relative path (the server checked it too).
   function safeNext(value) {
@@ -27,19 +25,28 @@
   }
   var next = safeNext(document.documentElement.getAttribute("data-next"));
 
+  // The script runs async, possibly before the body is parsed.
   function say(text, showActions) {
+    if (document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", function () {
+        say(text, showActions);
+      });
+      return;
+    }
+    var status = document.getElementById("status");
+    var actions = document.getElementById("actions");
     if (status) status.textContent = text;
     if (actions) actions.hidden = !showActions;
   }
 
   // Guard against a loop (a page that keeps sending us back here right after
   // a successful refresh means a misconfiguration): stop after a few visits
-  // within half a minute and let the user choose.
+  // within ten seconds and let the user choose.
   function tooManyVisits() {
     try {
       var now = Date.now();
       var visits = JSON.parse(sessionStorage.getItem(LOOP_KEY) || "[]").filter(function (t) {
-        return typeof t === "number" && now - t < 30000;
+        return typeof t === "number" && now - t < 10000;
       });
       visits.push(now);
       sessionStorage.setItem(LOOP_KEY, JSON.stringify(visits));

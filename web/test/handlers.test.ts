@@ -128,7 +128,7 @@ describe("POST /auth/refresh", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.headers.get("content-security-policy")).toContain("script-src 'self'");
     expect(html).toContain('data-next="/dashboard"');
-    expect(html).toContain('<script src="/kizuna-refresh.js" defer></script>');
+    expect(html).toContain('<script src="/kizuna-refresh.js" async></script>');
     expect(html.match(/<script/g)).toHaveLength(1);
     expect(html).toContain("<noscript>");
     expect(apiCalls).toEqual([]);

@@ -10,6 +10,9 @@ import { DEFAULT_NEXT, loginPath, safeNext } from "@/lib/next-path";
 // /auth/refresh: the only path the browser sends the refresh cookie to
 // (Path=/auth/refresh). See contract §5 and web/README.md.
 //
+// The script comes first and runs async: the refresh should not wait for the
+// stylesheet, which only matters if the page stays up (no script, an error).
+//
 // GET changes nothing. It answers a small page whose own static script
 // (public/kizuna-refresh.js) POSTs here. That POST starts on our own page, so
 // the SameSite=Strict refresh cookie is sent even when the visit began with a
@@ -33,9 +36,9 @@ function page(next: string, title: string, body: string, script: boolean): strin
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>${escapeHtml(title)} · Kizuna</title>
+${script ? '<script src="/kizuna-refresh.js" async></script>\n' : ""}<title>${escapeHtml(title)} · Kizuna</title>
 <link rel="stylesheet" href="/kizuna.css">
-${script ? '<script src="/kizuna-refresh.js" defer></script>\n' : ""}</head>
+</head>
 <body class="centered">
 <main class="card narrow">
 ${body}
