@@ -168,6 +168,7 @@ test.describe("roles", () => {
     const res = await userPage.goto("/admin");
     expect(res!.status()).toBe(403);
     await expect(userPage.getByRole("heading", { name: /403/ })).toBeVisible();
+    await userPage.goto("about:blank");
 
     const adminCtx = await browser.newContext();
     const adminPage = await adminCtx.newPage();

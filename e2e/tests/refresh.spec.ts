@@ -75,6 +75,14 @@ test.describe("seamless refresh", () => {
     const tabs = [first, ...(await Promise.all([1, 2, 3, 4].map(() => context.newPage())))];
     await waitForAccessExpiry(context);
 
+    const refreshes: number[] = [];
+    context.on("response", (r) => {
+      // Only the refresh pages' POSTs (not a later proactive refresh of an open page).
+      const from = r.request().headers()["referer"] ?? "";
+      if (r.url() === `${WEB}/auth/refresh` && r.request().method() === "POST" && from.includes("/auth/refresh")) {
+        refreshes.push(r.status());
+      }
+    });
     const paths = ["/dashboard", "/sessions", "/dashboard", "/sessions", "/dashboard"];
     await Promise.all(tabs.map((tab, i) => tab.goto(paths[i]!)));
     for (const [i, tab] of tabs.entries()) {
@@ -82,6 +90,10 @@ test.describe("seamless refresh", () => {
       if (paths[i] === "/dashboard") await expect(tab.getByTestId("session-id")).toHaveText(sessionId!);
       else await expect(tab.getByRole("heading", { name: "Your devices" })).toBeVisible();
     }
+    // They shared the refresh (cross-tab lock + broadcast), and none was refused.
+    console.log(`five tabs: ${refreshes.length} refresh POST(s): ${refreshes.join(",")}`);
+    expect(refreshes.every((s) => s === 204)).toBe(true);
+    expect(refreshes.length).toBeGreaterThanOrEqual(1);
     // Still the same, single, live session: no theft alarm, no new login.
     const check = await context.newPage();
     await check.goto("/sessions");

@@ -1,5 +1,5 @@
 import { expect, test } from "@playwright/test";
-import { REFRESH_GRACE } from "../env";
+import { ACCESS_TTL, REFRESH_GRACE } from "../env";
 import { WEB, apiRefresh, cookie, jwtClaims, login, newUser, trackNavigations, visited, waitForAccessExpiry } from "./helpers";
 
 test.describe("ending sessions", () => {
@@ -40,6 +40,9 @@ test.describe("ending sessions", () => {
     await page.goto("/dashboard"); // the browser rotates: `stolen` is now retired
     await expect(page.getByTestId("user-email")).toHaveText(user.email);
     expect((await cookie(context, "refresh_token"))!.value).not.toBe(stolen);
+    // Leave no app page open: its own proactive refresh would find the
+    // revocation first and go to /login by itself (fine, but not this test).
+    await page.goto("about:blank");
 
     await page.waitForTimeout(REFRESH_GRACE * 1000 + 500);
     const replay = await apiRefresh(request, stolen);
@@ -64,6 +67,8 @@ test.describe("ending sessions", () => {
     const victimPage = await victim.newPage();
     await login(victimPage, user);
     const exp = Number(jwtClaims((await cookie(victim, "access_token"))!.value).exp);
+    // No app page open meanwhile (its proactive refresh could notice first).
+    await victimPage.goto("about:blank");
 
     await otherPage.goto("/sessions");
     const row = otherPage.locator('tr[data-current="false"]');
@@ -95,6 +100,7 @@ test.describe("ending sessions", () => {
     const pb = await b.newPage();
     await login(pa, user);
     await login(pb, user);
+    await pb.goto("about:blank");
 
     await pa.goto("/sessions");
     await pa.getByLabel("Current password").fill(user.password);
@@ -107,6 +113,7 @@ test.describe("ending sessions", () => {
     await expect(pb).toHaveURL(/\/login/);
 
     await login(pb, { email: user.email, password: `${user.password}-new` });
+    await pb.goto("about:blank");
     await pa.goto("/sessions");
     await expect(pa.locator("tr[data-session-id]")).toHaveCount(2);
     await pa.getByRole("button", { name: "Sign out everywhere" }).click();
@@ -119,3 +126,22 @@ test.describe("ending sessions", () => {
   });
 });
 
+
+test("an open page whose session ends elsewhere goes to /login by itself", async ({ browser, request }) => {
+  const user = await newUser(request, "open-page");
+  const a = await browser.newContext();
+  const b = await browser.newContext();
+  const pa = await a.newPage();
+  const pb = await b.newPage();
+  await login(pa, user);
+  await login(pb, user);
+  // B signs out everywhere; A does nothing. Its proactive refresh (before its
+  // token expires) is refused, and the page takes the user to /login.
+  await pb.goto("/sessions");
+  await pb.getByRole("button", { name: "Sign out everywhere" }).click();
+  await expect(pb).toHaveURL(/\/login/);
+  await expect(pa).toHaveURL(/\/login\?next=%2Fdashboard/, { timeout: (ACCESS_TTL + 5) * 1000 });
+  await expect(pa.getByRole("alert").filter({ hasText: "session has ended" })).toBeVisible();
+  await a.close();
+  await b.close();
+});

@@ -41,6 +41,12 @@ export function loginPath(next: string | null | undefined, extra?: Record<string
   return q ? `/login?${q}` : "/login";
 }
 
-export function refreshPath(next: string | null | undefined): string {
-  return `/auth/refresh?next=${encodeURIComponent(safeNext(next))}`;
+/**
+ * The refresh page for `next`. `rejected`: the API itself refused the access
+ * token (e.g. the session was revoked), so the refresh must ask the API even
+ * if the token looks fresh here.
+ */
+export function refreshPath(next: string | null | undefined, opts?: { rejected?: boolean }): string {
+  const base = `/auth/refresh?next=${encodeURIComponent(safeNext(next))}`;
+  return opts?.rejected ? `${base}&reason=rejected` : base;
 }

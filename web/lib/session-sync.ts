@@ -9,6 +9,9 @@ export const SESSION_CHANNEL = "kizuna-session";
 /** Header of POST /auth/refresh's 204: seconds the new access token is valid. */
 export const EXPIRES_IN_HEADER = "kizuna-access-expires-in";
 
+/** Request header of the refresh page's POST when the API refused the token. */
+export const FORCE_HEADER = "kizuna-refresh";
+
 export type SessionMessage = { type: "refreshed"; expiresIn: number } | { type: "ended" };
 
 /**

@@ -81,7 +81,7 @@ async function apiGet<T>(path: string): Promise<{ status: number; data?: T }> {
     if (err instanceof ApiUnavailableError) throw new ApiError(503, "unavailable");
     throw err;
   }
-  if (res.status === 401) redirect(refreshPath(here));
+  if (res.status === 401) redirect(refreshPath(here, { rejected: true }));
   if (res.status === 403 || res.status === 404) return { status: res.status };
   if (!res.ok) {
     const p = await readProblem(res);

@@ -24,6 +24,9 @@
     return value;
   }
   var next = safeNext(document.documentElement.getAttribute("data-next"));
+  // The API refused the access token (not merely expired): the server must
+  // ask the API, even if the token looks fresh.
+  var force = document.documentElement.getAttribute("data-force") === "1";
 
   // The script runs async, possibly before the body is parsed.
   function say(text, showActions) {
@@ -73,7 +76,7 @@
       method: "POST",
       credentials: "same-origin",
       cache: "no-store",
-      headers: { accept: "application/json" },
+      headers: force ? { accept: "application/json", "kizuna-refresh": "force" } : { accept: "application/json" },
     }).then(function (res) {
       if (res.status === 204) {
         var expiresIn = Number(res.headers.get("kizuna-access-expires-in")) || 0;

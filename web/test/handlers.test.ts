@@ -71,6 +71,39 @@ describe("POST /auth/refresh", () => {
     expect(sent.get("x-forwarded-for")).toBe("10.0.0.1");
   });
 
+  it("shares a refresh another tab just made: a brand-new access token means done, no second rotation", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = await makeToken(key, { iat: now - 1, exp: now + 299 });
+    apiAnswer = () => withCookies(200, [], {});
+    const { POST } = await import("@/app/auth/refresh/route");
+    const res = await POST(post("/auth/refresh", { ...SAME, cookie: `access_token=${fresh}; refresh_token=r` }));
+    expect(res.status).toBe(204);
+    expect(res.headers.getSetCookie()).toEqual([]);
+    expect(Number(res.headers.get("kizuna-access-expires-in"))).toBeGreaterThan(290);
+    expect(apiCalls).toEqual([]);
+  });
+
+  it("asks the API when the API refused the token (force), and for a token near its end (proactive)", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = await makeToken(key, { iat: now - 1, exp: now + 299 });
+    const old = await makeToken(key, { iat: now - 250, exp: now + 50 });
+    apiAnswer = () => withCookies(401, [], { code: "refresh_token_revoked" });
+    const { POST } = await import("@/app/auth/refresh/route");
+    let res = await POST(post("/auth/refresh", { ...SAME, "kizuna-refresh": "force", cookie: `access_token=${fresh}` }));
+    expect(res.status).toBe(401);
+    res = await POST(post("/auth/refresh", { ...SAME, cookie: `access_token=${old}` }));
+    expect(res.status).toBe(401);
+    expect(apiCalls).toHaveLength(2);
+  });
+
+  it("GET marks the page of a refused token so its POST forces", async () => {
+    const { GET } = await import("@/app/auth/refresh/route");
+    const html = await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions&reason=rejected")).text();
+    expect(html).toContain('data-next="/sessions" data-force="1"');
+    const plain = await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions")).text();
+    expect(plain).not.toContain("data-force");
+  });
+
   it("answers the <noscript> form with a 303 to its (validated) next", async () => {
     const access = await makeToken(key);
     apiAnswer = () => withCookies(200, [`access_token=${access}; Path=/; Secure; HttpOnly; SameSite=Lax`], {});

@@ -24,7 +24,7 @@ export async function POST(request: NextRequest): Promise<Response> {
     return seeOther("/sessions?error=unavailable");
   }
   // Not signed in any more (token expired meanwhile): restore, then come back.
-  if (res.status === 401) return seeOther(refreshPath("/sessions"));
+  if (res.status === 401) return seeOther(refreshPath("/sessions", { rejected: true }));
   if (!res.ok) return seeOther("/sessions?error=unavailable");
   const out = new Headers({ "cache-control": NO_STORE });
   relayAndEnsureSignedOut(res.headers, out);

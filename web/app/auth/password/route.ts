@@ -39,7 +39,7 @@ export async function POST(request: NextRequest): Promise<Response> {
   if (res.status === 401) {
     // A wrong current password and a dead token are both 401; the code tells.
     if (p.code === "invalid_credentials") return seeOther("/sessions?error=wrong_password#password", out);
-    return seeOther(refreshPath("/sessions"), out);
+    return seeOther(refreshPath("/sessions", { rejected: true }), out);
   }
   if (res.status === 422) {
     return seeOther(`/sessions?error=${p.code === "weak_password" ? "weak_password" : "validation_error"}#password`, out);

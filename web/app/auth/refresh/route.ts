@@ -6,6 +6,7 @@ import { relayAndEnsureSignedOut, readFields, refuseCrossSite } from "@/lib/hand
 import { HANDLER_CSP, NO_STORE, escapeHtml, problem, seeOther } from "@/lib/headers";
 import { verifyAccessToken } from "@/lib/jwks";
 import { DEFAULT_NEXT, loginPath, safeNext } from "@/lib/next-path";
+import { EXPIRES_IN_HEADER, FORCE_HEADER } from "@/lib/session-sync";
 
 // /auth/refresh: the only path the browser sends the refresh cookie to
 // (Path=/auth/refresh). See contract §5 and web/README.md.
@@ -29,9 +30,9 @@ function htmlHeaders(): Headers {
   });
 }
 
-function page(next: string, title: string, body: string, script: boolean): string {
+function page(next: string, title: string, body: string, script: boolean, force = false): string {
   return `<!doctype html>
-<html lang="en" data-next="${escapeHtml(next)}">
+<html lang="en" data-next="${escapeHtml(next)}"${force ? ' data-force="1"' : ""}>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -50,17 +51,18 @@ ${body}
 
 export function GET(request: NextRequest): Response {
   const next = safeNext(request.nextUrl.searchParams.get("next"));
+  const force = request.nextUrl.searchParams.get("reason") === "rejected";
   const body = `<h1>Continuing your session…</h1>
 <p id="status" role="status">One moment, please.</p>
 <p id="actions" hidden><a class="button" id="retry" href="${escapeHtml(`/auth/refresh?next=${encodeURIComponent(next)}`)}">Try again</a> <a href="${escapeHtml(loginPath(next))}">Sign in</a></p>
 <noscript>
 <form method="post" action="/auth/refresh">
 <input type="hidden" name="next" value="${escapeHtml(next)}">
-<p>JavaScript is turned off, so please continue by hand.</p>
+${force ? '<input type="hidden" name="force" value="1">\n' : ""}<p>JavaScript is turned off, so please continue by hand.</p>
 <button type="submit">Continue</button>
 </form>
 </noscript>`;
-  return new Response(page(next, "Continuing your session", body, true), { status: 200, headers: htmlHeaders() });
+  return new Response(page(next, "Continuing your session", body, true, force), { status: 200, headers: htmlHeaders() });
 }
 
 function unavailablePage(next: string): Response {
@@ -83,7 +85,25 @@ export async function POST(request: NextRequest): Promise<Response> {
   // the page's script (and the proactive refresh) want 204 / 401.
   const type = request.headers.get("content-type") ?? "";
   const isForm = type.includes("application/x-www-form-urlencoded") || type.includes("multipart/form-data");
-  const next = isForm ? safeNext((await readFields(request)).next) : DEFAULT_NEXT;
+  const fields = isForm ? await readFields(request) : {};
+  const next = isForm ? safeNext(fields.next) : DEFAULT_NEXT;
+  const force = fields.force === "1" || request.headers.get(FORCE_HEADER) === "force";
+
+  // Tabs that race share one refresh. Under the cross-tab lock, a tab that
+  // comes after another tab's refresh already holds the brand-new access
+  // token: rotating again would only waste a rotation, so say "done". Not
+  // when the API itself refused the token (`force`: e.g. the session was just
+  // revoked), and never for a token past the first moments of its life (the
+  // proactive refresh, near the end of it, must reach the API).
+  if (!force) {
+    const claims = await verifyAccessToken(request.cookies.get(config().accessCookie)?.value);
+    const age = Date.now() / 1000 - (claims?.iat ?? 0);
+    if (claims && age >= -5 && age < Math.min(10, (claims.exp - claims.iat) / 4)) {
+      const out = new Headers({ "cache-control": NO_STORE });
+      out.set(EXPIRES_IN_HEADER, Math.max(0, claims.exp - Date.now() / 1000).toFixed(1));
+      return isForm ? seeOther(next, out) : new Response(null, { status: 204, headers: out });
+    }
+  }
 
   let res: Response;
   try {
@@ -110,7 +130,7 @@ export async function POST(request: NextRequest): Promise<Response> {
       console.error("kizuna-web: the API issued an access token this web tier cannot verify; check KIZUNA_ISSUER, KIZUNA_AUDIENCE, KIZUNA_API_URL");
       return isForm ? unavailablePage(next) : problem(502, "unverifiable_token", "Session could not be verified", out);
     }
-    out.set("kizuna-access-expires-in", String(Math.max(0, claims.exp - Date.now() / 1000).toFixed(1)));
+    out.set(EXPIRES_IN_HEADER, Math.max(0, claims.exp - Date.now() / 1000).toFixed(1));
     return isForm ? seeOther(next, out) : new Response(null, { status: 204, headers: out });
   }
 

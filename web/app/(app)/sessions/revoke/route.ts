@@ -26,7 +26,7 @@ export async function POST(request: NextRequest): Promise<Response> {
     return seeOther("/sessions?error=unavailable");
   }
   if (res.ok) return seeOther("/sessions?notice=session_revoked");
-  if (res.status === 401) return seeOther(refreshPath("/sessions"));
+  if (res.status === 401) return seeOther(refreshPath("/sessions", { rejected: true }));
   if (res.status === 404) return seeOther("/sessions?error=not_found");
   return seeOther("/sessions?error=unavailable");
 }

@@ -39,7 +39,7 @@ export async function POST(request: NextRequest, ctx: { params: Promise<{ id: st
     return seeOther("/admin?error=unavailable");
   }
   if (res.ok) return seeOther("/admin?notice=user_updated");
-  if (res.status === 401) return seeOther(refreshPath("/admin"));
+  if (res.status === 401) return seeOther(refreshPath("/admin", { rejected: true }));
   if (res.status === 403) return seeOther("/admin?error=forbidden");
   if (res.status === 404) return seeOther("/admin?error=not_found");
   if (res.status === 422) return seeOther("/admin?error=validation_error");
