@@ -76,11 +76,13 @@ test.describe("seamless refresh", () => {
     await waitForAccessExpiry(context);
 
     const refreshes: number[] = [];
-    context.on("response", (r) => {
+    let rotations = 0;
+    context.on("response", async (r) => {
       // Only the refresh pages' POSTs (not a later proactive refresh of an open page).
       const from = r.request().headers()["referer"] ?? "";
       if (r.url() === `${WEB}/auth/refresh` && r.request().method() === "POST" && from.includes("/auth/refresh")) {
         refreshes.push(r.status());
+        if ((await r.headerValue("set-cookie"))?.includes("refresh_token=")) rotations += 1;
       }
     });
     const paths = ["/dashboard", "/sessions", "/dashboard", "/sessions", "/dashboard"];
@@ -91,9 +93,10 @@ test.describe("seamless refresh", () => {
       else await expect(tab.getByRole("heading", { name: "Your devices" })).toBeVisible();
     }
     // They shared the refresh (cross-tab lock + broadcast), and none was refused.
-    console.log(`five tabs: ${refreshes.length} refresh POST(s): ${refreshes.join(",")}`);
+    console.log(`five tabs: ${refreshes.length} refresh POST(s) (${refreshes.join(",")}), ${rotations} rotation(s)`);
     expect(refreshes.every((s) => s === 204)).toBe(true);
     expect(refreshes.length).toBeGreaterThanOrEqual(1);
+    expect(rotations, "one rotation for all five tabs").toBe(1);
     // Still the same, single, live session: no theft alarm, no new login.
     const check = await context.newPage();
     await check.goto("/sessions");
