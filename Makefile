@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e bench bench-api
+.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e bench bench-api bench-web
 
 help:
 	@echo "make run    install what is needed and start API + web (http://localhost:3000)"
@@ -34,9 +34,12 @@ test-web: setup-web
 test-e2e: setup-python setup-web
 	@./scripts/test-e2e.sh
 
-test: test-api
+test: test-api test-web test-e2e
 
 bench-api: setup-python
 	$(VENV)/python bench/api/run.py
 
-bench: bench-api
+bench-web: setup-python setup-web
+	./bench/web/run.sh
+
+bench: bench-api bench-web

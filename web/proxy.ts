@@ -2,7 +2,7 @@ import { NextResponse, type NextRequest } from "next/server";
 import { config as webConfig } from "./lib/config";
 import { createNonce, pageCsp, problem } from "./lib/headers";
 import { verifyAccessToken } from "./lib/jwks";
-import { loginPath, refreshPath } from "./lib/next-path";
+import { refreshPath } from "./lib/next-path";
 import { expectedOrigins, isSameOrigin } from "./lib/origin";
 
 // Runs before every page (see `config.matcher`: not /auth/*, static assets or
@@ -10,8 +10,10 @@ import { expectedOrigins, isSameOrigin } from "./lib/origin";
 //  1. every state-changing request must come from our own pages (403);
 //  2. a per-request CSP nonce for the page's scripts;
 //  3. the access cookie is verified locally against the cached JWKS; a page
-//     navigation without a valid one goes to /auth/refresh (expired, bad) or
-//     /login (no cookie at all: an anonymous visitor), with `next` = here.
+//     navigation without a valid one (missing, bad or expired) goes to
+//     /auth/refresh with `next` = here, as contract §5 says: the refresh cookie
+//     may outlive a lost access cookie, and an anonymous visitor is sent on to
+//     /login from there.
 
 const PUBLIC_PAGES = new Set(["/login"]);
 
@@ -30,8 +32,7 @@ export async function proxy(request: NextRequest): Promise<Response> {
 
   if (!PUBLIC_PAGES.has(pathname)) {
     const token = request.cookies.get(c.accessCookie)?.value;
-    if (!token) return redirectTo(request, loginPath(here));
-    const claims = await verifyAccessToken(token);
+    const claims = token ? await verifyAccessToken(token) : null;
     if (!claims) return redirectTo(request, refreshPath(here));
   }
 

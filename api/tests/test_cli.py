@@ -198,3 +198,26 @@ def test_keys_rotate_and_list(tmp_path: Path) -> None:
     assert f"now signing with {listed[2]['kid']} (RS256)" in rsa.stdout
     for path in (data_dir / "keys").iterdir():
         assert path.stat().st_mode & 0o077 == 0, f"{path.name} readable by others"
+
+
+def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}
+    env.update(
+        KIZUNA_DATA_DIR=str(tmp_path / "d"),
+        KIZUNA_ACCESS_TOKEN_TTL="0",
+        KIZUNA_TRUSTED_PROXIES="not-an-address",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "kizuna", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("error: KIZUNA_ACCESS_TOKEN_TTL:")
+    assert lines[1].startswith("error: KIZUNA_TRUSTED_PROXIES:")
+    assert len(lines) == 2 and "Traceback" not in done.stderr
+    assert not (tmp_path / "d").exists()

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from kizuna import log
 from kizuna.settings import load_settings
@@ -211,6 +212,16 @@ def keys_list() -> None:
 
 
 def main() -> None:
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        # A configuration mistake deserves one clear line per setting, not a traceback.
+        seen: set[str] = set()
+        for error in exc.errors():
+            name = "KIZUNA_" + str(error["loc"][0]).upper() if error["loc"] else "configuration"
+            if name not in seen:
+                seen.add(name)
+                typer.echo(f"error: {name}: {error['msg']}", err=True)
+        raise SystemExit(2) from None
     log.configure(level=settings.log_level, json=settings.log_json)
     app()

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     audience: str = "kizuna-web"
     signing_alg: SigningAlg = "ES256"
 
-    access_token_ttl: int = Field(300, ge=5, le=3600)
+    access_token_ttl: int = Field(300, ge=1, le=3600)
     refresh_token_ttl: int = Field(2_592_000, ge=60)
     session_max_age: int = Field(7_776_000, ge=60)
     refresh_grace: int = Field(10, ge=0, le=120)
