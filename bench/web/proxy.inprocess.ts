@@ -65,7 +65,7 @@ it("proxy cost in process", async () => {
     ["floor: request + NextResponse.next()", a, "1.00"],
     ["proxy, token verified before (cached)", summary(cached)],
     ["proxy, token seen the first time", summary(uncached)],
-    ["proxy, no cookie (redirect to /login)", summary(anonymous)],
+    ["proxy, no cookie (redirect)", summary(anonymous)],
   ].map(([name, s]) => {
     const x = s as { p50: number; p99: number };
     return [name as string, x.p50.toFixed(4), x.p99.toFixed(4), (x.p50 / a.p50).toFixed(2), (x.p50 - a.p50).toFixed(4)];
