@@ -84,8 +84,18 @@
         return "ok";
       }
       if (res.status === 401) {
-        if (channel) channel.postMessage({ type: "ended" });
-        return "ended";
+        // No refresh cookie at all is an anonymous visitor, not an ended session:
+        // the login page then shows no "session expired" message.
+        return res
+          .json()
+          .catch(function () {
+            return {};
+          })
+          .then(function (body) {
+            if (body && body.code === "refresh_token_missing") return "anonymous";
+            if (channel) channel.postMessage({ type: "ended" });
+            return "ended";
+          });
       }
       return "retry";
     });
@@ -108,6 +118,8 @@
       .then(function (outcome) {
         if (outcome === "ok") {
           location.replace(next);
+        } else if (outcome === "anonymous") {
+          location.replace("/login?next=" + encodeURIComponent(next));
         } else if (outcome === "ended") {
           location.replace("/login?next=" + encodeURIComponent(next) + "&error=session_expired");
         } else if (attempts < 4) {

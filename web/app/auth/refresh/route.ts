@@ -138,7 +138,10 @@ export async function POST(request: NextRequest): Promise<Response> {
     // The session is over: the API deleted the cookies (we make sure).
     const p = await readProblem(res);
     relayAndEnsureSignedOut(res.headers, out);
-    if (isForm) return seeOther(loginPath(next, { error: "session_expired" }), out);
+    if (isForm) {
+      const anonymous = p.code === "refresh_token_missing";
+      return seeOther(anonymous ? loginPath(next) : loginPath(next, { error: "session_expired" }), out);
+    }
     out.set("content-type", "application/problem+json");
     return new Response(
       JSON.stringify({ type: "about:blank", title: "Session ended", status: 401, code: p.code }),
