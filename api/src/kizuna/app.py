@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         built = services.build(settings)
         app.state.services = built
         await built.hasher.warm_up()
+        # Everything built so far lives as long as the process: keep it out of the garbage
+        # collector's sight, and collect less often, so full collections do not stall requests.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         try:
             yield
         finally:

@@ -14,7 +14,9 @@ from kizuna.services import Services
 from kizuna.tokens import AccessClaims, TokenError
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are ``async def`` although nothing in them awaits: FastAPI runs a plain
+# ``def`` dependency in a worker thread, a thread hop on every request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -22,7 +24,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_client(request: Request, services: ServicesDep) -> ClientInfo:
+async def get_client(request: Request, services: ServicesDep) -> ClientInfo:
     return client_info(request, services.settings.trusted_proxies)
 
 
