@@ -34,13 +34,13 @@ SECRET = "Zq8-unguessable-Secret"  # a password that must never be echoed
 
 
 async def find_user(harness: Harness, email: str) -> User | None:
-    async with harness.services.db.read() as db:
-        return await user_store.get_by_email(db, email=email)
+    return await harness.services.db.read(lambda db: user_store.get_by_email(db, email=email))
 
 
 async def disable(harness: Harness, user_id: str) -> None:
-    async with harness.services.db.write() as db:
-        await db.execute(update(User).where(User.id == user_id).values(disabled=True))
+    await harness.services.db.write(
+        lambda db: db.execute(update(User).where(User.id == user_id).values(disabled=True))
+    )
     harness.services.directory.forget_user(user_id)
 
 

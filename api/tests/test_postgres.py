@@ -121,13 +121,15 @@ def test_two_workers_racing_one_token_on_postgres(
     async def count() -> int:
         db = Database(postgres_url)
         try:
-            async with db.read() as session:
-                result = await session.execute(
-                    select(func.count())
-                    .select_from(RefreshToken)
-                    .where(RefreshToken.session_id == session_id)
+            return await db.read(
+                lambda session: int(
+                    session.execute(
+                        select(func.count())
+                        .select_from(RefreshToken)
+                        .where(RefreshToken.session_id == session_id)
+                    ).scalar_one()
                 )
-                return int(result.scalar_one())
+            )
         finally:
             await db.dispose()
 

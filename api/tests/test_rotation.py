@@ -46,20 +46,23 @@ def cookie_value(response: httpx.Response, name: str) -> str:
 
 
 async def records(harness: Harness, session_id: str) -> list[RefreshToken]:
-    async with harness.services.db.read() as db:
-        result = await db.execute(
-            select(RefreshToken)
-            .where(RefreshToken.session_id == session_id)
-            .order_by(RefreshToken.issued_at)
+    return await harness.services.db.read(
+        lambda db: list(
+            db.execute(
+                select(RefreshToken)
+                .where(RefreshToken.session_id == session_id)
+                .order_by(RefreshToken.issued_at)
+            )
+            .scalars()
+            .all()
         )
-        return list(result.scalars().all())
+    )
 
 
 async def session_row(harness: Harness, session_id: str) -> Session:
-    async with harness.services.db.read() as db:
-        row = await db.get(Session, session_id)
-        assert row is not None
-        return row
+    row = await harness.services.db.read(lambda db: db.get(Session, session_id))
+    assert row is not None
+    return row
 
 
 def assert_cookies_deleted(response: httpx.Response) -> None:
@@ -183,12 +186,13 @@ async def test_session_past_absolute_lifetime(harness: Harness) -> None:
         login = await harness.login(client)
         token = refresh_cookie(client)
     session_id = login.json()["session_id"]
-    async with harness.services.db.write() as db:
-        await db.execute(
+    await harness.services.db.write(
+        lambda db: db.execute(
             update(Session)
             .where(Session.id == session_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
+    )
     response = await refresh_with(harness, token)
     assert response.status_code == 401
     assert response.json()["code"] == "session_expired"
@@ -309,12 +313,13 @@ async def test_reuse_after_grace_revokes_the_family(grace1: Harness) -> None:
     assert all(
         r.revoked_at is not None for r in await records(harness, session_id) if r.rotated_at is None
     )
-    async with harness.services.db.read() as db:
-        events = (
-            (await db.execute(select(SecurityEvent).where(SecurityEvent.session_id == session_id)))
+    events = await harness.services.db.read(
+        lambda db: (
+            db.execute(select(SecurityEvent).where(SecurityEvent.session_id == session_id))
             .scalars()
             .all()
         )
+    )
     assert [e.kind for e in events] == ["refresh_token_reused"]
 
 
@@ -325,12 +330,13 @@ async def test_access_tokens_of_a_revoked_session_stop_within_a_second(harness: 
     async with harness.client() as client:
         login = await harness.login(client)
         assert (await client.get("/api/userinfo")).status_code == 200
-        async with harness.services.db.write() as db:
-            await db.execute(
+        await harness.services.db.write(
+            lambda db: db.execute(
                 update(Session)
                 .where(Session.id == login.json()["session_id"])
                 .values(revoked_at=utcnow(), revoke_reason="test")
             )
+        )
         started = time.monotonic()
         while (await client.get("/api/userinfo")).status_code == 200:
             assert time.monotonic() - started < 1.0, "revocation not seen within 1 s"
@@ -416,13 +422,15 @@ def test_parallel_clients_racing_one_token_on_a_real_server(live_server: LiveSer
     async def count() -> int:
         db = Database(Settings(data_dir=Path(live_server.env["KIZUNA_DATA_DIR"])).db_url)
         try:
-            async with db.read() as session:
-                result = await session.execute(
-                    select(func.count())
-                    .select_from(RefreshToken)
-                    .where(RefreshToken.session_id == session_id)
+            return await db.read(
+                lambda session: int(
+                    session.execute(
+                        select(func.count())
+                        .select_from(RefreshToken)
+                        .where(RefreshToken.session_id == session_id)
+                    ).scalar_one()
                 )
-                return int(result.scalar_one())
+            )
         finally:
             await db.dispose()
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
+from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
-from kizuna.models import User
+from kizuna.models import RefreshToken, Session, User
 from kizuna.passwords import check_policy
 from kizuna.services import Services
 from kizuna.store import sessions as session_store
@@ -46,10 +47,12 @@ async def start_session(
     """A new session on this device; the user's previous session on it ends."""
     settings = services.settings
     now = utcnow()
-    async with services.db.write() as db:
-        previous = await session_store.live_ids(db, user_id=user.id, device_id=device_id)
-        await session_store.revoke(db, session_ids=previous, reason="replaced", now=now)
-        session = await session_store.create(
+    mac_kid = services.keyring.mac_key.kid
+
+    def work(db: DB) -> tuple[list[str], Session, RefreshToken]:
+        previous = session_store.live_ids(db, user_id=user.id, device_id=device_id)
+        session_store.revoke(db, session_ids=previous, reason="replaced", now=now)
+        session = session_store.create(
             db,
             user_id=user.id,
             device_id=device_id,
@@ -58,13 +61,12 @@ async def start_session(
             now=now,
             max_age=settings.session_max_age,
         )
-        record = await session_store.add_refresh_token(
-            db,
-            session=session,
-            now=now,
-            ttl=settings.refresh_token_ttl,
-            key_id=services.keyring.mac_key.kid,
+        record = session_store.add_refresh_token(
+            db, session=session, now=now, ttl=settings.refresh_token_ttl, key_id=mac_kid
         )
+        return previous, session, record
+
+    previous, session, record = await services.db.write(work)
     services.directory.forget(*previous)
     access, access_exp = services.access.issue(sub=user.id, sid=session.id, roles=list(user.roles))
     refresh = services.refresh.encode(
@@ -95,8 +97,7 @@ async def authenticate(
     if retry_after is not None:
         log.warning("login_throttled", ip=client.ip, retry_after=retry_after)
         raise Throttled(retry_after)
-    async with services.db.read() as db:
-        user = await user_store.get_by_email(db, email=email)
+    user = await services.db.read(lambda db: user_store.get_by_email(db, email=email))
     ok = await services.hasher.verify(password, user.password_hash if user else None)
     if not ok or user is None or user.disabled:
         await services.throttle.record_failure(email=email, ip=client.ip)
@@ -116,10 +117,12 @@ async def register(
     """Raises ``WeakPassword`` or ``EmailTaken``; the password is hashed off the loop."""
     check_policy(password, email=email)
     password_hash = await services.hasher.hash(password)
-    async with services.db.write() as db:
-        user = await user_store.create(
-            db, email=email, password_hash=password_hash, name=name, roles=roles, now=utcnow()
+    now = utcnow()
+    user = await services.db.write(
+        lambda db: user_store.create(
+            db, email=email, password_hash=password_hash, name=name, roles=roles, now=now
         )
+    )
     log.info("user_registered", user_id=user.id)
     return user
 
@@ -133,8 +136,7 @@ async def change_password(
     new_password: str,
     client: ClientInfo,
 ) -> None:
-    async with services.db.read() as db:
-        user = await user_store.get(db, user_id=user_id)
+    user = await services.db.read(lambda db: user_store.get(db, user_id=user_id))
     if user is None:
         raise InvalidCredentials()
     retry_after = await services.throttle.retry_after(email=user.email, ip=client.ip)
@@ -147,16 +149,17 @@ async def change_password(
     check_policy(new_password, email=user.email)
     new_hash = await services.hasher.hash(new_password)
     now = utcnow()
-    async with services.db.write() as db:
-        fresh = await user_store.get(db, user_id=user_id)
+
+    def work(db: DB) -> list[str]:
+        fresh = user_store.get(db, user_id=user_id)
         if fresh is None:
             raise InvalidCredentials()
         fresh.password_hash = new_hash
         fresh.password_changed_at = now
-        others = await session_store.live_ids(db, user_id=user_id, except_id=keep_session_id)
-        revoked = await session_store.revoke(
-            db, session_ids=others, reason="password_changed", now=now
-        )
+        others = session_store.live_ids(db, user_id=user_id, except_id=keep_session_id)
+        return session_store.revoke(db, session_ids=others, reason="password_changed", now=now)
+
+    revoked = await services.db.write(work)
     services.directory.forget(*revoked)
     log.info("password_changed", user_id=user_id, sessions_revoked=len(revoked))
 
@@ -164,10 +167,10 @@ async def change_password(
 async def revoke_sessions(
     services: Services, *, session_ids: Sequence[str], reason: str
 ) -> list[str]:
-    async with services.db.write() as db:
-        revoked = await session_store.revoke(
-            db, session_ids=list(session_ids), reason=reason, now=utcnow()
-        )
+    now = utcnow()
+    revoked = await services.db.write(
+        lambda db: session_store.revoke(db, session_ids=list(session_ids), reason=reason, now=now)
+    )
     services.directory.forget(*session_ids)
     if revoked:
         log.info("sessions_revoked", session_ids=revoked, reason=reason)
@@ -175,9 +178,13 @@ async def revoke_sessions(
 
 
 async def revoke_user(services: Services, *, user_id: str, reason: str) -> list[str]:
-    async with services.db.write() as db:
-        ids = await session_store.live_ids(db, user_id=user_id)
-        revoked = await session_store.revoke(db, session_ids=ids, reason=reason, now=utcnow())
+    now = utcnow()
+
+    def work(db: DB) -> tuple[list[str], list[str]]:
+        ids = session_store.live_ids(db, user_id=user_id)
+        return ids, session_store.revoke(db, session_ids=ids, reason=reason, now=now)
+
+    ids, revoked = await services.db.write(work)
     services.directory.forget(*ids)
     services.directory.forget_user(user_id)
     if revoked:

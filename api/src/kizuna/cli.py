@@ -127,18 +127,18 @@ def users_list() -> None:
     async def fetch() -> list[dict[str, Any]]:
         built = services.build(load_settings())
         try:
-            async with built.db.read() as db:
-                return [
-                    {
-                        "id": u.id,
-                        "email": u.email,
-                        "name": u.name,
-                        "roles": u.roles,
-                        "disabled": u.disabled,
-                        "created_at": iso(u.created_at),
-                    }
-                    for u in await user_store.list_all(db)
-                ]
+            users = await built.db.read(lambda db: user_store.list_all(db))
+            return [
+                {
+                    "id": u.id,
+                    "email": u.email,
+                    "name": u.name,
+                    "roles": u.roles,
+                    "disabled": u.disabled,
+                    "created_at": iso(u.created_at),
+                }
+                for u in users
+            ]
         finally:
             await built.close()
 
@@ -171,8 +171,7 @@ def sessions_revoke(
                     )
                 )
             if email:
-                async with built.db.read() as db:
-                    user = await user_store.get_by_email(db, email=email)
+                user = await built.db.read(lambda db: user_store.get_by_email(db, email=email))
                 if user is None:
                     raise _fail(f"no user with email {email}")
                 count += len(await accounts.revoke_user(built, user_id=user.id, reason="admin_cli"))

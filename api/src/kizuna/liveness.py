@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from kizuna.clock import utcnow
 from kizuna.db import Database
 from kizuna.store import sessions as session_store
@@ -35,6 +37,25 @@ class SessionView:
         )
 
 
+def _load_view(db: Session, session_id: str) -> SessionView | None:
+    row = session_store.get_with_user(db, session_id=session_id)
+    if row is None:
+        return None
+    session, user = row
+    return SessionView(
+        session_id=session.id,
+        device_id=session.device_id,
+        created_at=session.created_at,
+        expires_at=session.expires_at,
+        revoked=session.revoked_at is not None,
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        roles=tuple(user.roles),
+        disabled=user.disabled,
+    )
+
+
 class SessionDirectory:
     def __init__(self, db: Database, *, ttl: float, max_entries: int = 100_000) -> None:
         self.db = db
@@ -47,23 +68,7 @@ class SessionDirectory:
         hit = self._cache.get(session_id)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
-        async with self.db.read() as db:
-            row = await session_store.get_with_user(db, session_id=session_id)
-        view = None
-        if row is not None:
-            session, user = row
-            view = SessionView(
-                session_id=session.id,
-                device_id=session.device_id,
-                created_at=session.created_at,
-                expires_at=session.expires_at,
-                revoked=session.revoked_at is not None,
-                user_id=user.id,
-                email=user.email,
-                name=user.name,
-                roles=tuple(user.roles),
-                disabled=user.disabled,
-            )
+        view = await self.db.read(lambda db: _load_view(db, session_id))
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
         self._cache[session_id] = (now, view)

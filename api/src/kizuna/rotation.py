@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
 from kizuna.models import RefreshToken, Session, User
 from kizuna.services import Services
 from kizuna.store import sessions as session_store
-from kizuna.tokens import TokenError
+from kizuna.tokens import RefreshClaims, TokenError
 
 log = structlog.get_logger("kizuna.rotation")
 
@@ -46,6 +46,15 @@ class RefreshRefused(Exception):
     def __init__(self, code: Refused) -> None:
         super().__init__(code.value)
         self.code = code
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the transaction decided: hand out ``record`` (the session's current token)."""
+
+    record: RefreshToken
+    roles: list[str]
+    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -78,36 +87,12 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
         raise RefreshRefused(Refused.expired if exc.expired else Refused.invalid) from exc
 
     settings = services.settings
-    grace = timedelta(seconds=settings.refresh_grace)
-    outcome: Rotated | Refused
-    async with services.db.write() as db:
-        now = utcnow()
-        record = await db.get(RefreshToken, claims.jti)
-        session = await db.get(Session, claims.sid)
-        if (
-            record is None
-            or session is None
-            or record.session_id != session.id
-            or record.user_id != claims.sub
-        ):
-            # Validly signed but unknown: its record has expired away (or it was never ours).
-            raise RefreshRefused(Refused.invalid)
-        user = await db.get(User, session.user_id)
-        if session.revoked_at is not None or user is None:
-            raise RefreshRefused(Refused.revoked)
-        if user.disabled:
-            await session_store.revoke(
-                db, session_ids=[session.id], reason="user_disabled", now=now
-            )
-            outcome = Refused.revoked
-        elif session.expires_at <= now:
-            raise RefreshRefused(Refused.session_expired)
-        elif record.rotated_at is None and record.revoked_at is None:
-            outcome = await _rotate_current(services, db, record, session, user, client, now)
-        else:
-            outcome = await _replay_or_reuse(
-                services, db, record, session, user, client, now, grace
-            )
+    policy = _Policy(
+        grace=timedelta(seconds=settings.refresh_grace),
+        ttl=settings.refresh_token_ttl,
+        mac_kid=services.keyring.mac_key.kid,
+    )
+    outcome = await services.db.write(lambda db: _decide(db, claims, client, policy))
 
     if isinstance(outcome, Refused):
         services.directory.forget(claims.sid)
@@ -120,28 +105,71 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
                 ip=client.ip,
             )
         raise RefreshRefused(outcome)
+    record = outcome.record
     log.info(
         "refresh",
-        user_id=outcome.user_id,
-        session_id=outcome.session_id,
+        user_id=record.user_id,
+        session_id=record.session_id,
         replayed=outcome.replayed,
         ip=client.ip,
     )
-    return outcome
+    return Rotated(
+        session_id=record.session_id,
+        user_id=record.user_id,
+        roles=outcome.roles,
+        refresh_token=_token_of(services, record),
+        refresh_expires_at=record.expires_at,
+        replayed=outcome.replayed,
+    )
 
 
-async def _rotate_current(
-    services: Services,
-    db: AsyncSession,
+@dataclass(frozen=True)
+class _Policy:
+    grace: timedelta
+    ttl: int
+    mac_kid: str
+
+
+# How stale a session's last_used_at / ip / user agent may get before a refresh rewrites them:
+# one write fewer on most rotations.
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _decide(
+    db: DB, claims: RefreshClaims, client: ClientInfo, policy: _Policy
+) -> _Decision | Refused:
+    """One transaction, run off the event loop (see ``kizuna.db``)."""
+    now = utcnow()
+    found = session_store.token_with_session(db, token_id=claims.jti)
+    if found is None:
+        # Validly signed but unknown: its record has expired away (or it was never ours).
+        raise RefreshRefused(Refused.invalid)
+    record, session, user = found
+    if record.session_id != claims.sid or record.user_id != claims.sub:
+        raise RefreshRefused(Refused.invalid)
+    if session.revoked_at is not None:
+        raise RefreshRefused(Refused.revoked)
+    if user.disabled:
+        session_store.revoke(db, session_ids=[session.id], reason="user_disabled", now=now)
+        return Refused.revoked
+    if session.expires_at <= now:
+        raise RefreshRefused(Refused.session_expired)
+    if record.rotated_at is None and record.revoked_at is None:
+        return _rotate_current(db, record, session, user, client, now, policy)
+    return _replay_or_reuse(db, record, session, user, client, now, policy)
+
+
+def _rotate_current(
+    db: DB,
     record: RefreshToken,
     session: Session,
     user: User,
     client: ClientInfo,
     now: datetime,
-) -> Rotated | Refused:
-    settings = services.settings
+    policy: _Policy,
+) -> _Decision | Refused:
     successor_id = str(uuid.uuid4())
-    won = await db.execute(
+    won = db.execute(
         update(RefreshToken)
         .where(
             RefreshToken.id == record.id,
@@ -154,60 +182,41 @@ async def _rotate_current(
     if getattr(won, "rowcount", 0) != 1:
         # Another request rotated it between our read and our write (possible on PostgreSQL;
         # SQLite's single writer serialises us): answer as one of the racers (rule 4).
-        await db.refresh(record)
-        grace = timedelta(seconds=settings.refresh_grace)
-        return await _replay_or_reuse(services, db, record, session, user, client, now, grace)
-    successor = await session_store.add_refresh_token(
-        db,
-        session=session,
-        now=now,
-        ttl=settings.refresh_token_ttl,
-        key_id=services.keyring.mac_key.kid,
-        token_id=successor_id,
+        db.refresh(record)
+        return _replay_or_reuse(db, record, session, user, client, now, policy)
+    successor = session_store.add_refresh_token(
+        db, session=session, now=now, ttl=policy.ttl, key_id=policy.mac_kid, token_id=successor_id
     )
-    await db.execute(
-        update(Session)
-        .where(Session.id == session.id)
-        .values(last_used_at=now, ip=client.ip, user_agent=client.user_agent)
-        .execution_options(synchronize_session=False)
-    )
-    return Rotated(
-        session_id=session.id,
-        user_id=user.id,
-        roles=list(user.roles),
-        refresh_token=_token_of(services, successor),
-        refresh_expires_at=successor.expires_at,
-        replayed=False,
-    )
+    if (
+        now - session.last_used_at >= _TOUCH_EVERY
+        or session.ip != client.ip
+        or session.user_agent != client.user_agent
+    ):
+        db.execute(
+            update(Session)
+            .where(Session.id == session.id)
+            .values(last_used_at=now, ip=client.ip, user_agent=client.user_agent)
+            .execution_options(synchronize_session=False)
+        )
+    return _Decision(record=successor, roles=list(user.roles), replayed=False)
 
 
-async def _replay_or_reuse(
-    services: Services,
-    db: AsyncSession,
+def _replay_or_reuse(
+    db: DB,
     record: RefreshToken,
     session: Session,
     user: User,
     client: ClientInfo,
     now: datetime,
-    grace: timedelta,
-) -> Rotated | Refused:
-    if (
-        record.revoked_at is None
-        and record.rotated_at is not None
-        and now - record.rotated_at < grace
-    ):
-        current = await session_store.current_token(db, session_id=session.id)
+    policy: _Policy,
+) -> _Decision | Refused:
+    rotated_at = record.rotated_at
+    if record.revoked_at is None and rotated_at is not None and now - rotated_at < policy.grace:
+        current = session_store.current_token(db, session_id=session.id)
         if current is not None and current.expires_at > now:
-            return Rotated(
-                session_id=session.id,
-                user_id=user.id,
-                roles=list(user.roles),
-                refresh_token=_token_of(services, current),
-                refresh_expires_at=current.expires_at,
-                replayed=True,
-            )
-    await session_store.revoke(db, session_ids=[session.id], reason="refresh_token_reused", now=now)
-    await session_store.record_event(
+            return _Decision(record=current, roles=list(user.roles), replayed=True)
+    session_store.revoke(db, session_ids=[session.id], reason="refresh_token_reused", now=now)
+    session_store.record_event(
         db,
         kind="refresh_token_reused",
         now=now,

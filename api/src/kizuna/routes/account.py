@@ -33,8 +33,10 @@ async def userinfo(principal: PrincipalDep) -> UserInfo:
 
 @router.get("/sessions", response_model=list[SessionOut])
 async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[SessionOut]:
-    async with services.db.read() as db:
-        rows = await session_store.list_live(db, user_id=principal.user_id, now=utcnow())
+    now = utcnow()
+    rows = await services.db.read(
+        lambda db: session_store.list_live(db, user_id=principal.user_id, now=now)
+    )
     return [
         SessionOut(
             id=row.id,
@@ -53,8 +55,7 @@ async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[
 async def revoke_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
-    async with services.db.read() as db:
-        mine = await session_store.live_ids(db, user_id=principal.user_id)
+    mine = await services.db.read(lambda db: session_store.live_ids(db, user_id=principal.user_id))
     # Someone else's session id and an unknown one look the same: 404.
     if session_id not in mine:
         raise Problem(404, "not_found", "No such session.")

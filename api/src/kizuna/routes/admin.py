@@ -6,6 +6,7 @@ import re
 
 import structlog
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from kizuna import accounts
 from kizuna.clock import iso
@@ -33,8 +34,8 @@ def _out(user: User) -> AdminUserOut:
 
 @router.get("/users", response_model=list[AdminUserOut])
 async def list_users(_admin: AdminDep, services: ServicesDep) -> list[AdminUserOut]:
-    async with services.db.read() as db:
-        return [_out(user) for user in await user_store.list_all(db)]
+    users = await services.db.read(lambda db: user_store.list_all(db))
+    return [_out(user) for user in users]
 
 
 @router.patch("/users/{user_id}", response_model=AdminUserOut)
@@ -44,15 +45,18 @@ async def update_user(
     roles = body.validated_roles()
     if roles is not None and not all(_ROLE.fullmatch(role) for role in roles):
         raise Problem(422, "validation_error", "Roles are lower-case words.")
-    async with services.db.write() as db:
-        user = await user_store.get(db, user_id=user_id)
+
+    def work(db: Session) -> AdminUserOut:
+        user = user_store.get(db, user_id=user_id)
         if user is None:
             raise Problem(404, "not_found", "No such user.")
         if roles is not None:
             user.roles = roles
         if body.disabled is not None:
             user.disabled = body.disabled
-        out = _out(user)
+        return _out(user)
+
+    out = await services.db.write(work)
     if body.disabled:
         await accounts.revoke_user(services, user_id=user_id, reason="user_disabled")
     services.directory.forget_user(user_id)

@@ -29,8 +29,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=None)
 async def readyz(services: ServicesDep) -> JSONResponse:
     try:
-        async with services.db.read() as db:
-            await db.execute(text("SELECT 1"))
+        await services.db.read(lambda db: db.execute(text("SELECT 1")))
     except Exception:
         return problem_response(503, "store_unavailable", "The store is not answering.")
     return JSONResponse({"status": "ready"})

@@ -1,1 +1,2 @@
-"""Store functions: keyword-only, each working inside a transaction its caller opened."""
+"""Store functions: keyword-only, synchronous, each working inside the transaction of a unit of
+work (see ``kizuna.db``)."""

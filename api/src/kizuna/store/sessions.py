@@ -5,14 +5,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as DB
 
 from kizuna.clock import utc_seconds
 from kizuna.models import RefreshToken, SecurityEvent, Session, User
 
 
-async def create(
-    db: AsyncSession,
+def create(
+    db: DB,
     *,
     user_id: str,
     device_id: str,
@@ -32,12 +32,12 @@ async def create(
         expires_at=utc_seconds(now) + timedelta(seconds=max_age),
     )
     db.add(session)
-    await db.flush()
+    db.flush()
     return session
 
 
-async def add_refresh_token(
-    db: AsyncSession,
+def add_refresh_token(
+    db: DB,
     *,
     session: Session,
     now: datetime,
@@ -57,12 +57,12 @@ async def add_refresh_token(
         key_id=key_id,
     )
     db.add(record)
-    await db.flush()
+    db.flush()
     return record
 
 
-async def current_token(db: AsyncSession, *, session_id: str) -> RefreshToken | None:
-    result = await db.execute(
+def current_token(db: DB, *, session_id: str) -> RefreshToken | None:
+    result = db.execute(
         select(RefreshToken)
         .where(
             RefreshToken.session_id == session_id,
@@ -75,20 +75,18 @@ async def current_token(db: AsyncSession, *, session_id: str) -> RefreshToken | 
     return result.scalar_one_or_none()
 
 
-async def revoke(
-    db: AsyncSession, *, session_ids: Sequence[str], reason: str, now: datetime
-) -> list[str]:
+def revoke(db: DB, *, session_ids: Sequence[str], reason: str, now: datetime) -> list[str]:
     """Revoke sessions and every token of theirs; returns the ids that were still live."""
     if not session_ids:
         return []
-    result = await db.execute(
+    result = db.execute(
         update(Session)
         .where(Session.id.in_(session_ids), Session.revoked_at.is_(None))
         .values(revoked_at=now, revoke_reason=reason)
         .returning(Session.id)
     )
     revoked = list(result.scalars().all())
-    await db.execute(
+    db.execute(
         update(RefreshToken)
         .where(RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now, revoke_reason=reason)
@@ -96,8 +94,8 @@ async def revoke(
     return revoked
 
 
-async def live_ids(
-    db: AsyncSession,
+def live_ids(
+    db: DB,
     *,
     user_id: str,
     device_id: str | None = None,
@@ -108,14 +106,14 @@ async def live_ids(
         query = query.where(Session.device_id == device_id)
     if except_id is not None:
         query = query.where(Session.id != except_id)
-    result = await db.execute(query)
+    result = db.execute(query)
     return list(result.scalars().all())
 
 
-async def list_live(db: AsyncSession, *, user_id: str, now: datetime) -> Sequence[Session]:
+def list_live(db: DB, *, user_id: str, now: datetime) -> Sequence[Session]:
     """Sessions that can still be used: not revoked, within their absolute lifetime, and with
     a current refresh token that has not run out (idle expiry)."""
-    result = await db.execute(
+    result = db.execute(
         select(Session)
         .join(
             RefreshToken,
@@ -132,16 +130,16 @@ async def list_live(db: AsyncSession, *, user_id: str, now: datetime) -> Sequenc
     return result.scalars().unique().all()
 
 
-async def get_with_user(db: AsyncSession, *, session_id: str) -> tuple[Session, User] | None:
-    result = await db.execute(
+def get_with_user(db: DB, *, session_id: str) -> tuple[Session, User] | None:
+    result = db.execute(
         select(Session, User).join(User, User.id == Session.user_id).where(Session.id == session_id)
     )
     row = result.first()
     return None if row is None else (row[0], row[1])
 
 
-async def record_event(
-    db: AsyncSession,
+def record_event(
+    db: DB,
     *,
     kind: str,
     now: datetime,
@@ -162,4 +160,15 @@ async def record_event(
             detail=detail or {},
         )
     )
-    await db.flush()
+    db.flush()
+
+
+def token_with_session(db: DB, *, token_id: str) -> tuple[RefreshToken, Session, User] | None:
+    """A refresh-token record with its session and user, in one statement."""
+    row = db.execute(
+        select(RefreshToken, Session, User)
+        .join(Session, Session.id == RefreshToken.session_id)
+        .join(User, User.id == Session.user_id)
+        .where(RefreshToken.id == token_id)
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])

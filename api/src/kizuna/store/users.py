@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session as DB
 
 from kizuna.models import User
 
@@ -19,17 +19,17 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def get_by_email(db: AsyncSession, *, email: str) -> User | None:
-    result = await db.execute(select(User).where(User.email == normalize_email(email)))
+def get_by_email(db: DB, *, email: str) -> User | None:
+    result = db.execute(select(User).where(User.email == normalize_email(email)))
     return result.scalar_one_or_none()
 
 
-async def get(db: AsyncSession, *, user_id: str) -> User | None:
-    return await db.get(User, user_id)
+def get(db: DB, *, user_id: str) -> User | None:
+    return db.get(User, user_id)
 
 
-async def create(
-    db: AsyncSession,
+def create(
+    db: DB,
     *,
     email: str,
     password_hash: str,
@@ -49,12 +49,12 @@ async def create(
     )
     db.add(user)
     try:
-        await db.flush()
+        db.flush()
     except IntegrityError as exc:
         raise EmailTaken(email) from exc
     return user
 
 
-async def list_all(db: AsyncSession) -> Sequence[User]:
-    result = await db.execute(select(User).order_by(User.created_at, User.email))
+def list_all(db: DB) -> Sequence[User]:
+    result = db.execute(select(User).order_by(User.created_at, User.email))
     return result.scalars().all()
