@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import update
 from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
-from kizuna.clock import utcnow
-from kizuna.models import RefreshToken, Session, User
+from kizuna.clock import utc_seconds, utcnow
 from kizuna.services import Services
+from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
+from kizuna.store.refresh_tokens import TokenContext, TokenRecord
 from kizuna.tokens import RefreshClaims, TokenError
 
 log = structlog.get_logger("kizuna.rotation")
@@ -52,7 +52,7 @@ class RefreshRefused(Exception):
 class _Decision:
     """What the transaction decided: hand out ``record`` (the session's current token)."""
 
-    record: RefreshToken
+    record: TokenRecord
     roles: list[str]
     replayed: bool
 
@@ -67,7 +67,7 @@ class Rotated:
     replayed: bool  # True when rule 4 answered
 
 
-def _token_of(services: Services, record: RefreshToken) -> str:
+def _token_of(services: Services, record: TokenRecord) -> str:
     return services.refresh.encode(
         token_id=record.id,
         session_id=record.session_id,
@@ -140,88 +140,83 @@ def _decide(
 ) -> _Decision | Refused:
     """One transaction, run off the event loop (see ``kizuna.db``)."""
     now = utcnow()
-    found = session_store.token_with_session(db, token_id=claims.jti)
+    found = token_store.lookup(db, token_id=claims.jti)
     if found is None:
         # Validly signed but unknown: its record has expired away (or it was never ours).
         raise RefreshRefused(Refused.invalid)
-    record, session, user = found
+    record = found.token
     if record.session_id != claims.sid or record.user_id != claims.sub:
         raise RefreshRefused(Refused.invalid)
-    if session.revoked_at is not None:
+    if found.session_revoked:
         raise RefreshRefused(Refused.revoked)
-    if user.disabled:
-        session_store.revoke(db, session_ids=[session.id], reason="user_disabled", now=now)
+    if found.user_disabled:
+        session_store.revoke(db, session_ids=[record.session_id], reason="user_disabled", now=now)
         return Refused.revoked
-    if session.expires_at <= now:
+    if found.session_expires_at <= now:
         raise RefreshRefused(Refused.session_expired)
     if record.rotated_at is None and record.revoked_at is None:
-        return _rotate_current(db, record, session, user, client, now, policy)
-    return _replay_or_reuse(db, record, session, user, client, now, policy)
+        return _rotate_current(db, found, client, now, policy)
+    return _replay_or_reuse(db, record, found, client, now, policy)
 
 
 def _rotate_current(
-    db: DB,
-    record: RefreshToken,
-    session: Session,
-    user: User,
-    client: ClientInfo,
-    now: datetime,
-    policy: _Policy,
+    db: DB, found: TokenContext, client: ClientInfo, now: datetime, policy: _Policy
 ) -> _Decision | Refused:
-    successor_id = str(uuid.uuid4())
-    won = db.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.id == record.id,
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-        )
-        .values(rotated_at=now, replaced_by=successor_id)
-        .execution_options(synchronize_session=False)
+    record = found.token
+    issued = utc_seconds(now)
+    successor = TokenRecord(
+        id=str(uuid.uuid4()),
+        session_id=record.session_id,
+        user_id=record.user_id,
+        device_id=record.device_id,
+        issued_at=issued,
+        # Rule 6: never past the session's absolute lifetime.
+        expires_at=min(issued + timedelta(seconds=policy.ttl), found.session_expires_at),
+        rotated_at=None,
+        revoked_at=None,
+        key_id=policy.mac_kid,
     )
-    if getattr(won, "rowcount", 0) != 1:
+    if not token_store.mark_rotated(db, token_id=record.id, successor_id=successor.id, now=now):
         # Another request rotated it between our read and our write (possible on PostgreSQL;
         # SQLite's single writer serialises us): answer as one of the racers (rule 4).
-        db.refresh(record)
-        return _replay_or_reuse(db, record, session, user, client, now, policy)
-    successor = session_store.add_refresh_token(
-        db, session=session, now=now, ttl=policy.ttl, key_id=policy.mac_kid, token_id=successor_id
-    )
+        fresh = token_store.refetch(db, token_id=record.id)
+        if fresh is None:
+            raise RefreshRefused(Refused.invalid)
+        return _replay_or_reuse(db, fresh, found, client, now, policy)
+    token_store.insert_successor(db, record=successor)
     if (
-        now - session.last_used_at >= _TOUCH_EVERY
-        or session.ip != client.ip
-        or session.user_agent != client.user_agent
+        now - found.session_last_used_at >= _TOUCH_EVERY
+        or found.session_ip != client.ip
+        or found.session_user_agent != client.user_agent
     ):
-        db.execute(
-            update(Session)
-            .where(Session.id == session.id)
-            .values(last_used_at=now, ip=client.ip, user_agent=client.user_agent)
-            .execution_options(synchronize_session=False)
+        token_store.touch_session(
+            db, session_id=record.session_id, now=now, ip=client.ip, user_agent=client.user_agent
         )
-    return _Decision(record=successor, roles=list(user.roles), replayed=False)
+    return _Decision(record=successor, roles=found.user_roles, replayed=False)
 
 
 def _replay_or_reuse(
     db: DB,
-    record: RefreshToken,
-    session: Session,
-    user: User,
+    record: TokenRecord,
+    found: TokenContext,
     client: ClientInfo,
     now: datetime,
     policy: _Policy,
 ) -> _Decision | Refused:
     rotated_at = record.rotated_at
     if record.revoked_at is None and rotated_at is not None and now - rotated_at < policy.grace:
-        current = session_store.current_token(db, session_id=session.id)
+        current = token_store.current(db, session_id=record.session_id)
         if current is not None and current.expires_at > now:
-            return _Decision(record=current, roles=list(user.roles), replayed=True)
-    session_store.revoke(db, session_ids=[session.id], reason="refresh_token_reused", now=now)
+            return _Decision(record=current, roles=found.user_roles, replayed=True)
+    session_store.revoke(
+        db, session_ids=[record.session_id], reason="refresh_token_reused", now=now
+    )
     session_store.record_event(
         db,
         kind="refresh_token_reused",
         now=now,
-        user_id=user.id,
-        session_id=session.id,
+        user_id=record.user_id,
+        session_id=record.session_id,
         ip=client.ip,
         user_agent=client.user_agent,
         detail={"refresh_token_id": record.id},

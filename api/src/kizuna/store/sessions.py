@@ -161,14 +161,3 @@ def record_event(
         )
     )
     db.flush()
-
-
-def token_with_session(db: DB, *, token_id: str) -> tuple[RefreshToken, Session, User] | None:
-    """A refresh-token record with its session and user, in one statement."""
-    row = db.execute(
-        select(RefreshToken, Session, User)
-        .join(Session, Session.id == RefreshToken.session_id)
-        .join(User, User.id == Session.user_id)
-        .where(RefreshToken.id == token_id)
-    ).first()
-    return None if row is None else (row[0], row[1], row[2])
