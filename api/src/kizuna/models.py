@@ -46,6 +46,8 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Bumped by every change that session caches must notice (roles, disabled, name).
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Session(Base):
@@ -67,6 +69,7 @@ class Session(Base):
     __table_args__ = (
         Index("ix_sessions_user_live", "user_id", "revoked_at"),
         Index("ix_sessions_device", "device_id"),
+        Index("ix_sessions_revoked_at", "revoked_at"),
     )
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from kizuna import accounts
-from kizuna.clock import iso
+from kizuna.clock import iso, utcnow
 from kizuna.deps import AdminDep, ServicesDep
 from kizuna.models import User
 from kizuna.problems import Problem
@@ -54,6 +54,7 @@ async def update_user(
             user.roles = roles
         if body.disabled is not None:
             user.disabled = body.disabled
+        user.updated_at = utcnow()  # other processes' session caches look for this
         return _out(user)
 
     out = await services.db.write(work)

@@ -161,3 +161,8 @@ def record_event(
         )
     )
     db.flush()
+
+
+def revoked_since(db: DB, *, since: datetime) -> list[tuple[str, datetime]]:
+    rows = db.execute(select(Session.id, Session.revoked_at).where(Session.revoked_at >= since))
+    return [(row[0], row[1]) for row in rows if row[1] is not None]

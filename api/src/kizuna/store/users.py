@@ -46,6 +46,7 @@ def create(
         disabled=False,
         created_at=now,
         password_changed_at=now,
+        updated_at=now,
     )
     db.add(user)
     try:
@@ -58,3 +59,8 @@ def create(
 def list_all(db: DB) -> Sequence[User]:
     result = db.execute(select(User).order_by(User.created_at, User.email))
     return result.scalars().all()
+
+
+def changed_since(db: DB, *, since: datetime) -> list[tuple[str, datetime]]:
+    rows = db.execute(select(User.id, User.updated_at).where(User.updated_at >= since))
+    return [(row[0], row[1]) for row in rows]
