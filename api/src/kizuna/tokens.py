@@ -220,7 +220,7 @@ class RefreshTokens:
         try:
             payload = jwt.decode(
                 token,
-                key.secret,
+                key.jwk,
                 algorithms=[REFRESH_ALG],
                 audience=self.audience,
                 issuer=self.issuer,
