@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -46,6 +49,14 @@ def check_policy(password: str, *, email: str | None = None) -> None:
         raise WeakPassword("The password must not be your email address.")
 
 
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to request handling: with several workers their hashing
+    threads can fill every core, and a login may wait where a page view should not."""
+    # Not Linux, or not allowed: run at normal priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 class PasswordHasher:
     """argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane), in a small dedicated
     thread pool: hashing never runs on the event loop, and the pool is kept smaller than
@@ -53,7 +64,9 @@ class PasswordHasher:
 
     def __init__(self, *, concurrency: int) -> None:
         self._hasher = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="argon2", initializer=_lower_priority
+        )
         self._dummy: str | None = None
 
     async def hash(self, password: str) -> str:
