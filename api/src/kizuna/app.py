@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kizuna import log, problems, services
+from kizuna.fastlane import UserinfoFastLane
 from kizuna.middleware import BodyLimit, StandardHeaders
 from kizuna.routes import account, admin, auth, wellknown
 from kizuna.settings import Settings, load_settings
@@ -47,4 +48,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the standard headers also go on BodyLimit's own 413.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StandardHeaders)
+    # Outermost of all: a signed-in GET /api/userinfo is answered before any of the above.
+    app.add_middleware(UserinfoFastLane)
     return app

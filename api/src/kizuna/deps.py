@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import cookie_parser
 
 from kizuna.clientinfo import ClientInfo, client_info
 from kizuna.liveness import SessionView
@@ -31,15 +32,29 @@ async def get_client(request: Request, services: ServicesDep) -> ClientInfo:
 ClientDep = Annotated[ClientInfo, Depends(get_client)]
 
 
-def presented_access_token(request: Request, services: Services) -> str | None:
-    """``Authorization: Bearer`` first, else the access cookie."""
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, value = header.partition(" ")
+def access_token_from(
+    authorization: str | None, cookie_header: str | None, cookie_name: str
+) -> str | None:
+    """``Authorization: Bearer`` first, else the access cookie. Takes the raw header values so
+    that the userinfo fast lane (plain ASGI, no Request) reads tokens by the same rules."""
+    if authorization is not None:
+        scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise invalid_token()
         return value.strip()
-    return request.cookies.get(services.settings.access_cookie) or None
+    if not cookie_header:
+        return None
+    # Starlette's own parser, as behind ``Request.cookies``.
+    return cookie_parser(cookie_header).get(cookie_name) or None
+
+
+def presented_access_token(request: Request, services: Services) -> str | None:
+    """``Authorization: Bearer`` first, else the access cookie."""
+    return access_token_from(
+        request.headers.get("authorization"),
+        request.headers.get("cookie"),
+        services.settings.access_cookie,
+    )
 
 
 @dataclass(frozen=True)
@@ -52,8 +67,9 @@ class Principal:
         return self.claims.sub
 
 
-async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    token = presented_access_token(request, services)
+async def principal_from_token(services: Services, token: str | None) -> Principal:
+    """The one rule for "access token → principal": raises ``Problem`` (401) for a missing,
+    bad, expired or revoked token; a store failure propagates as is (→ 503, never a 401)."""
     if token is None:
         raise unauthenticated()
     try:
@@ -64,6 +80,19 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
     if view is None or not view.usable_by(claims.sub):
         raise invalid_token()
     return Principal(claims=claims, session=view)
+
+
+# When the userinfo fast lane (kizuna.fastlane) lets the app answer a failure, it has already
+# asked ``principal_from_token``; it leaves the exception here so that the answer is not worked
+# out twice (a second store round trip, possibly a second pool timeout, or signature check).
+SETTLED_FAILURE = "kizuna.auth_failure"
+
+
+async def get_principal(request: Request, services: ServicesDep) -> Principal:
+    settled: Exception | None = request.scope.get(SETTLED_FAILURE)
+    if settled is not None:
+        raise settled
+    return await principal_from_token(services, presented_access_token(request, services))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
