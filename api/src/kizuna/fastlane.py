@@ -1,0 +1,99 @@
+"""Plain-ASGI fast lane for a successful ``GET /api/userinfo``, the hot path of every
+server-rendered page.
+
+It answers only when the caller turns out to be signed in, and it answers exactly what the
+FastAPI route would (same handler for the body, same headers). Every other outcome (no or bad
+token, revoked session, store failure, a request body, another method) falls through untouched
+to the FastAPI app, so each error is still produced in one place. Only headers are read before
+that decision, so nothing is consumed that the app would miss.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kizuna.deps import SETTLED_FAILURE, Principal, access_token_from, principal_from_token
+from kizuna.liveness import SessionView
+from kizuna.routes.account import userinfo
+from kizuna.services import Services
+
+PATH = "/api/userinfo"
+_MAX_BODIES = 4096
+
+_Answer = tuple[list[tuple[bytes, bytes]], bytes]
+
+
+class UserinfoFastLane:
+    """Outermost middleware; see the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # Encoded answers by session view (a frozen, hashable dataclass): a repeat request
+        # does no model or JSON work. A changed name or role makes a new view, hence a new key.
+        self._answers: dict[SessionView, _Answer] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        answer = await self._answer(scope)
+        if answer is None:
+            await self.app(scope, receive, send)
+            return
+        headers, body = answer
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(self, scope: Scope) -> _Answer | None:
+        """The 200 answer for a signed-in caller, else None (the app decides)."""
+        authorization: bytes | None = None
+        cookie: bytes | None = None
+        for key, value in scope["headers"]:
+            # First occurrence wins, as with Starlette's ``Headers.get``.
+            if key == b"authorization":
+                if authorization is None:
+                    authorization = value
+            elif key == b"cookie":
+                if cookie is None:
+                    cookie = value
+            elif key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
+                # A body is BodyLimit's to judge (413), not ours to skip over.
+                return None
+        try:
+            services: Services = scope["app"].state.services
+        except (KeyError, AttributeError):
+            return None  # not started: the app's own failure, whatever it is
+        try:
+            token = access_token_from(
+                None if authorization is None else authorization.decode("latin-1"),
+                None if cookie is None else cookie.decode("latin-1"),
+                services.settings.access_cookie,
+            )
+            principal = await principal_from_token(services, token)
+        except Exception as exc:
+            # A 401 problem or a store failure (503): the app answers it, from this very
+            # outcome rather than asking again (see deps.SETTLED_FAILURE).
+            scope[SETTLED_FAILURE] = exc
+            return None
+        try:
+            return self._answers.get(principal.session) or await self._render(principal)
+        except Exception:
+            return None  # unforeseen: the route answers, or reports it, as usual
+
+    async def _render(self, principal: Principal) -> _Answer:
+        # The route handler itself builds the body, and FastAPI's serializer for a response
+        # model (pydantic's dump_json, by alias) encodes it: the same bytes by construction.
+        body = (await userinfo(principal)).model_dump_json(by_alias=True).encode()
+        # Response's own headers, then those StandardHeaders adds on /api/*.
+        headers = [
+            (b"content-length", str(len(body)).encode("latin-1")),
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+        if len(self._answers) >= _MAX_BODIES:
+            del self._answers[next(iter(self._answers))]  # the oldest
+        answer = (headers, body)
+        self._answers[principal.session] = answer
+        return answer
