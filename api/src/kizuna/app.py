@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
+        # Store work runs in threads; a thread busy in Python keeps the GIL for up to the
+        # switch interval (5 ms by default) while the event loop waits to answer requests.
+        sys.setswitchinterval(0.0005)
         try:
             yield
         finally:

@@ -54,7 +54,7 @@ def _lower_priority() -> None:
     threads can fill every core, and a login may wait where a page view should not."""
     # Not Linux, or not allowed: run at normal priority.
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 class PasswordHasher:
