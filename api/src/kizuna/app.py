@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.set_threshold(50_000, 20, 100)
         # Store work runs in threads; a thread busy in Python keeps the GIL for up to the
         # switch interval (5 ms by default) while the event loop waits to answer requests.
-        sys.setswitchinterval(0.0005)
+        sys.setswitchinterval(0.0001)
         try:
             yield
         finally:
