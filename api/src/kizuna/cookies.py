@@ -11,6 +11,7 @@ from kizuna.settings import Settings
 
 DEVICE_TTL = 400 * 24 * 3600  # the longest Max-Age browsers honour
 _DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+_COOKIE_VALUE = re.compile(r"[A-Za-z0-9._-]*")
 
 
 def new_device_id() -> str:
@@ -28,16 +29,19 @@ class CookieJar:
     def _set(
         self, response: Response, name: str, value: str, *, max_age: int, path: str, samesite: str
     ) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max(0, max_age),
-            path=path,
-            domain=self.s.cookie_domain,
-            secure=self.s.cookie_secure,
-            httponly=True,
-            samesite=samesite,  # type: ignore[arg-type]
-        )
+        # Written directly rather than through http.cookies: every value here is a JWT or a
+        # device id (URL-safe characters, checked below) and names are checked at start-up, so
+        # no quoting is ever needed, and this runs on every login and refresh.
+        if not _COOKIE_VALUE.fullmatch(value):
+            raise ValueError("cookie value needs quoting")
+        parts = [f"{name}={value}", f"Max-Age={max(0, max_age)}", f"Path={path}"]
+        if self.s.cookie_domain:
+            parts.append(f"Domain={self.s.cookie_domain}")
+        parts.append(f"SameSite={samesite}")
+        parts.append("HttpOnly")
+        if self.s.cookie_secure:
+            parts.append("Secure")
+        response.headers.append("set-cookie", "; ".join(parts))
 
     def set_session(
         self, response: Response, *, access_token: str, refresh_token: str, refresh_max_age: int

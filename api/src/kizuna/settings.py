@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,6 +13,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SigningAlg = Literal["ES256", "RS256", "EdDSA"]
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9.-]+")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -63,6 +66,20 @@ class Settings(BaseSettings):
     jwks_max_age: int = Field(300, ge=0)
     log_level: str = "info"
     log_json: bool = True
+
+    @field_validator("access_cookie", "refresh_cookie", "device_cookie")
+    @classmethod
+    def _cookie_name(cls, value: str) -> str:
+        if not _COOKIE_NAME.fullmatch(value):
+            raise ValueError("a cookie name is letters, digits and !#$%&'*+-.^_`|~ only")
+        return value
+
+    @field_validator("cookie_domain")
+    @classmethod
+    def _cookie_domain(cls, value: str | None) -> str | None:
+        if value is not None and not _DOMAIN.fullmatch(value):
+            raise ValueError("not a domain name")
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
