@@ -69,14 +69,7 @@ async def start_session(
     previous, session, record = await services.db.write(work)
     services.directory.forget(*previous)
     access, access_exp = services.access.issue(sub=user.id, sid=session.id, roles=list(user.roles))
-    refresh = services.refresh.encode(
-        token_id=record.id,
-        session_id=session.id,
-        user_id=user.id,
-        issued_at=record.issued_at,
-        expires_at=record.expires_at,
-        key_id=record.key_id,
-    )
+    refresh = services.refresh.for_record(record)
     return NewSession(
         user=user,
         session_id=session.id,

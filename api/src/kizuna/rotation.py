@@ -67,17 +67,6 @@ class Rotated:
     replayed: bool  # True when rule 4 answered
 
 
-def _token_of(services: Services, record: TokenRecord) -> str:
-    return services.refresh.encode(
-        token_id=record.id,
-        session_id=record.session_id,
-        user_id=record.user_id,
-        issued_at=record.issued_at,
-        expires_at=record.expires_at,
-        key_id=record.key_id,
-    )
-
-
 async def rotate(services: Services, token: str | None, client: ClientInfo) -> Rotated:
     if not token:
         raise RefreshRefused(Refused.missing)
@@ -117,7 +106,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
         session_id=record.session_id,
         user_id=record.user_id,
         roles=outcome.roles,
-        refresh_token=_token_of(services, record),
+        refresh_token=services.refresh.for_record(record),
         refresh_expires_at=record.expires_at,
         replayed=outcome.replayed,
     )

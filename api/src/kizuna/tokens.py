@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -172,6 +172,23 @@ class AccessTokens:
         )
 
 
+class RefreshRecord(Protocol):
+    """What a refresh token is computed from: the store's record (ORM row or Core row)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def issued_at(self) -> datetime: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def key_id(self) -> str: ...
+
+
 class RefreshTokens:
     """Refresh tokens are HS256 JWTs whose every field comes from the store's record, so the
     same record always yields the same bytes: the grace window of rotation rule 4 hands the
@@ -207,6 +224,16 @@ class RefreshTokens:
         }
         return jwt.encode(
             payload, key.secret, algorithm=REFRESH_ALG, headers={"kid": key.kid, "typ": REFRESH_TYP}
+        )
+
+    def for_record(self, record: RefreshRecord) -> str:
+        return self.encode(
+            token_id=record.id,
+            session_id=record.session_id,
+            user_id=record.user_id,
+            issued_at=record.issued_at,
+            expires_at=record.expires_at,
+            key_id=record.key_id,
         )
 
     def verify(self, token: str, *, verify_exp: bool = True) -> RefreshClaims:
