@@ -43,12 +43,11 @@ def add_refresh_token(
     now: datetime,
     ttl: int,
     key_id: str,
-    token_id: str | None = None,
 ) -> RefreshToken:
     """A new current token for ``session``; it never outlives the session (rule 6)."""
     issued = utc_seconds(now)
     record = RefreshToken(
-        id=token_id or str(uuid.uuid4()),
+        id=str(uuid.uuid4()),
         session_id=session.id,
         user_id=session.user_id,
         device_id=session.device_id,
@@ -59,20 +58,6 @@ def add_refresh_token(
     db.add(record)
     db.flush()
     return record
-
-
-def current_token(db: DB, *, session_id: str) -> RefreshToken | None:
-    result = db.execute(
-        select(RefreshToken)
-        .where(
-            RefreshToken.session_id == session_id,
-            RefreshToken.rotated_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-        )
-        .order_by(RefreshToken.issued_at.desc())
-        .limit(1)
-    )
-    return result.scalar_one_or_none()
 
 
 def revoke(db: DB, *, session_ids: Sequence[str], reason: str, now: datetime) -> list[str]:
