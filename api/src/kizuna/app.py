@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kizuna import log, problems, services
-from kizuna.fastlane import UserinfoFastLane
+from kizuna.fastlane import RefreshFastLane, UserinfoFastLane
 from kizuna.middleware import BodyLimit, StandardHeaders
 from kizuna.routes import account, admin, auth, wellknown
 from kizuna.settings import Settings, load_settings
@@ -54,4 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StandardHeaders)
     # Outermost of all: a signed-in GET /api/userinfo is answered before any of the above.
     app.add_middleware(UserinfoFastLane)
+    app.add_middleware(RefreshFastLane)
     return app

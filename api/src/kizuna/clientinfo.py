@@ -46,8 +46,16 @@ def client_ip(peer: str, forwarded_for: str | None, proxies: Sequence[IPNetwork]
     return current
 
 
+def client_info_from(
+    peer: str, forwarded_for: str | None, user_agent: str, proxies: Sequence[IPNetwork]
+) -> ClientInfo:
+    return ClientInfo(ip=client_ip(peer, forwarded_for, proxies), user_agent=user_agent[:_MAX_UA])
+
+
 def client_info(request: Request, proxies: Sequence[IPNetwork]) -> ClientInfo:
-    peer = request.client.host if request.client else ""
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), proxies)
-    user_agent = request.headers.get("user-agent", "")[:_MAX_UA]
-    return ClientInfo(ip=ip, user_agent=user_agent)
+    return client_info_from(
+        request.client.host if request.client else "",
+        request.headers.get("x-forwarded-for"),
+        request.headers.get("user-agent", ""),
+        proxies,
+    )

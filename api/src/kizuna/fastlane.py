@@ -10,11 +10,16 @@ that decision, so nothing is consumed that the app would miss.
 
 from __future__ import annotations
 
+import structlog
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kizuna.clientinfo import client_info_from
 from kizuna.deps import SETTLED_FAILURE, Principal, access_token_from, principal_from_token
 from kizuna.liveness import SessionView
+from kizuna.problems import is_store_failure, store_unavailable
 from kizuna.routes.account import userinfo
+from kizuna.routes.auth import refresh_response
 from kizuna.services import Services
 
 PATH = "/api/userinfo"
@@ -97,3 +102,63 @@ class UserinfoFastLane:
         answer = (headers, body)
         self._answers[principal.session] = answer
         return answer
+
+
+REFRESH_PATH = "/auth/refresh"
+log = structlog.get_logger("kizuna.errors")
+_STANDARD = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+
+
+class RefreshFastLane:
+    """POST /auth/refresh without FastAPI's routing and dependency layers: the second hot path
+    (every tab refreshes once per access-token lifetime). The answer, errors included, comes
+    from the same function as the route's (``routes.auth.refresh_response``). A request with a
+    body falls through (BodyLimit judges it), and so does any unforeseen failure before an answer
+    is sent: the route then runs the rotation again, which the grace window makes idempotent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != REFRESH_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        cookie = forwarded_for = None
+        user_agent = b""
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                if cookie is None:
+                    cookie = value
+            elif key == b"x-forwarded-for":
+                if forwarded_for is None:
+                    forwarded_for = value
+            elif key == b"user-agent":
+                user_agent = user_agent or value
+            elif key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
+                await self.app(scope, receive, send)
+                return
+        try:
+            services: Services = scope["app"].state.services
+            settings = services.settings
+            token = (
+                cookie_parser(cookie.decode("latin-1")).get(settings.refresh_cookie)
+                if cookie
+                else None
+            )
+            peer = scope["client"][0] if scope.get("client") else ""
+            client = client_info_from(
+                peer,
+                None if forwarded_for is None else forwarded_for.decode("latin-1"),
+                user_agent.decode("latin-1"),
+                settings.trusted_proxies,
+            )
+            response = await refresh_response(services, token or None, client)
+        except Exception as exc:
+            if not is_store_failure(exc):
+                await self.app(scope, receive, send)
+                return
+            # Asking the store again through the route would only wait for it twice.
+            log.warning("store_unavailable", path=REFRESH_PATH, error=type(exc).__name__)
+            response = store_unavailable()
+        response.raw_headers.extend(_STANDARD)
+        await response(scope, receive, send)

@@ -111,6 +111,20 @@ def store_unavailable() -> JSONResponse:
     )
 
 
+# What "the store cannot answer" looks like; IntegrityError (a DBAPIError) is our bug instead.
+STORE_FAILURES: tuple[type[Exception], ...] = (
+    StoreUnavailable,
+    PoolTimeout,
+    DisconnectionError,
+    DBAPIError,
+    OSError,
+)
+
+
+def is_store_failure(exc: Exception) -> bool:
+    return isinstance(exc, STORE_FAILURES) and not isinstance(exc, IntegrityError)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
@@ -142,7 +156,7 @@ def install(app: FastAPI) -> None:
         log.warning("store_unavailable", path=request.url.path, error=type(exc).__name__)
         return store_unavailable()
 
-    for failure in (StoreUnavailable, PoolTimeout, DisconnectionError, DBAPIError, OSError):
+    for failure in STORE_FAILURES:
         app.add_exception_handler(failure, _store)
 
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 
 from kizuna import accounts, rotation
 from kizuna.accounts import InvalidCredentials, NewSession, Throttled
+from kizuna.clientinfo import ClientInfo
 from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.cookies import new_device_id, valid_device_id
 from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
@@ -111,7 +112,13 @@ async def login(
 
 @router.post("/refresh", response_model=RefreshOut)
 async def refresh(request: Request, services: ServicesDep, client: ClientDep) -> Response:
-    token = request.cookies.get(services.settings.refresh_cookie)
+    return await refresh_response(
+        services, request.cookies.get(services.settings.refresh_cookie), client
+    )
+
+
+async def refresh_response(services: Services, token: str | None, client: ClientInfo) -> Response:
+    """The whole answer to POST /auth/refresh; shared with the plain-ASGI lane (fastlane.py)."""
     try:
         rotated = await rotation.rotate(services, token, client)
     except rotation.RefreshRefused as exc:

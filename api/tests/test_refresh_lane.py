@@ -1,0 +1,97 @@
+"""The plain-ASGI lane of ``POST /auth/refresh`` answers as the FastAPI route does (it calls the
+same function), and leaves requests with a body to the app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kizuna.app import create_app
+from kizuna.deps import get_client
+from kizuna.fastlane import RefreshFastLane
+from kizuna.problems import Problem
+from tests.conftest import BASE_URL, Harness
+
+
+def without_lane(harness: Harness) -> FastAPI:
+    app = create_app(harness.services.settings)
+    lane: object = RefreshFastLane
+    before = len(app.user_middleware)
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not lane]
+    assert len(app.user_middleware) == before - 1
+    app.state.services = harness.services
+    return app
+
+
+def disable_route(harness: Harness) -> None:
+    """The routes' client dependency fails with a telltale 418: any other answer is the lane's."""
+
+    async def nope() -> None:
+        raise Problem(418, "route_used", "The FastAPI route answered.")
+
+    harness.app.dependency_overrides[get_client] = nope
+
+
+@pytest.fixture
+async def plain(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=without_lane(harness))
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        yield client
+
+
+def cookie_attributes(response: httpx.Response) -> dict[str, str]:
+    out = {}
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        out[name] = rest.split(";", 1)[1]  # everything but the value
+    return out
+
+
+async def test_the_lane_rotates_without_the_route(harness: Harness) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        await harness.login(client)
+        disable_route(harness)
+        before = client.cookies.get("refresh_token", path="/auth/refresh")
+        response = await client.post("/auth/refresh")
+        assert response.status_code == 200, response.text
+        assert client.cookies.get("refresh_token", path="/auth/refresh") != before
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+        # A request with a body is the app's to judge (size limit), so the route answers it.
+        with_body = await client.post("/auth/refresh", content=b"{}")
+        assert with_body.status_code == 418
+
+
+async def test_lane_and_route_answer_alike(harness: Harness, plain: httpx.AsyncClient) -> None:
+    await harness.user()
+    async with harness.client() as client:
+        await harness.login(client)
+        token = client.cookies.get("refresh_token", path="/auth/refresh")
+        fast_ok = await client.post("/auth/refresh")
+    async with harness.client() as other:
+        await harness.login(other)
+        other_token = other.cookies.get("refresh_token", path="/auth/refresh")
+        plain_ok = await plain.post(
+            "/auth/refresh", headers={"Cookie": f"refresh_token={other_token}"}
+        )
+    assert (fast_ok.status_code, plain_ok.status_code) == (200, 200), plain_ok.text
+    assert set(fast_ok.json()) == set(plain_ok.json())
+    assert cookie_attributes(fast_ok) == cookie_attributes(plain_ok)
+    for name in ("content-type", "cache-control", "x-content-type-options", "referrer-policy"):
+        assert fast_ok.headers[name] == plain_ok.headers[name], name
+
+    for cookie in ("", "refresh_token=garbage", f"refresh_token={token}x"):
+        async with harness.client() as bare:
+            fast = await bare.post("/auth/refresh", headers={"Cookie": cookie} if cookie else {})
+        plain.cookies.clear()  # only what this request says
+        slow = await plain.post("/auth/refresh", headers={"Cookie": cookie} if cookie else {})
+        assert fast.status_code == slow.status_code == 401
+        assert fast.content == slow.content
+        assert fast.headers.get_list("set-cookie") == slow.headers.get_list("set-cookie")
+        for name in ("content-type", "cache-control", "x-content-type-options", "referrer-policy"):
+            assert fast.headers[name] == slow.headers[name], name
