@@ -10,13 +10,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
-from sqlalchemy import func, select
 
-from kizuna.db import Database
-from kizuna.models import RefreshToken
 from kizuna.settings import Settings
 from tests.conftest import PASSWORD, Harness, free_port
-from tests.test_rotation import cookie_value, refresh_with
+from tests.test_rotation import cookie_value, count_records, refresh_with
 
 
 async def test_rotation_rules_on_postgres(
@@ -118,19 +115,4 @@ def test_two_workers_racing_one_token_on_postgres(
     assert [r.status_code for r in responses] == [200] * 24
     assert len({cookie_value(r, "refresh_token") for r in responses}) == 1
 
-    async def count() -> int:
-        db = Database(postgres_url)
-        try:
-            return await db.read(
-                lambda session: int(
-                    session.execute(
-                        select(func.count())
-                        .select_from(RefreshToken)
-                        .where(RefreshToken.session_id == session_id)
-                    ).scalar_one()
-                )
-            )
-        finally:
-            await db.dispose()
-
-    assert asyncio.run(count()) == 2
+    assert count_records(postgres_url, session_id) == 2

@@ -419,8 +419,15 @@ def test_parallel_clients_racing_one_token_on_a_real_server(live_server: LiveSer
     successors = {cookie_value(r, "refresh_token") for r in responses}
     assert len(successors) == 1, "racers got different tokens: the family forked"
 
+    db_url = Settings(data_dir=Path(live_server.env["KIZUNA_DATA_DIR"])).db_url
+    assert count_records(db_url, session_id) == 2, "exactly one rotation must have happened"
+
+
+def count_records(db_url: str, session_id: str) -> int:
+    """Refresh-token records of a session, read straight from a server's store."""
+
     async def count() -> int:
-        db = Database(Settings(data_dir=Path(live_server.env["KIZUNA_DATA_DIR"])).db_url)
+        db = Database(db_url)
         try:
             return await db.read(
                 lambda session: int(
@@ -434,4 +441,4 @@ def test_parallel_clients_racing_one_token_on_a_real_server(live_server: LiveSer
         finally:
             await db.dispose()
 
-    assert asyncio.run(count()) == 2, "exactly one rotation must have happened"
+    return asyncio.run(count())

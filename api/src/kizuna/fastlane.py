@@ -28,6 +28,22 @@ _MAX_BODIES = 4096
 _Answer = tuple[list[tuple[bytes, bytes]], bytes]
 
 
+def _bodiless_headers(scope: Scope, names: frozenset[bytes]) -> dict[str, str] | None:
+    """The first value of each wanted header (as Starlette's ``Headers.get`` reads it), or None
+    when the request carries a body: that is BodyLimit's to judge (413), not a lane's to skip."""
+    found: dict[str, str] = {}
+    for key, value in scope["headers"]:
+        if key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
+            return None
+        if key in names:
+            found.setdefault(key.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+_USERINFO_HEADERS = frozenset((b"authorization", b"cookie"))
+_REFRESH_HEADERS = frozenset((b"cookie", b"x-forwarded-for", b"user-agent"))
+
+
 class UserinfoFastLane:
     """Outermost middleware; see the module docstring."""
 
@@ -51,27 +67,17 @@ class UserinfoFastLane:
 
     async def _answer(self, scope: Scope) -> _Answer | None:
         """The 200 answer for a signed-in caller, else None (the app decides)."""
-        authorization: bytes | None = None
-        cookie: bytes | None = None
-        for key, value in scope["headers"]:
-            # First occurrence wins, as with Starlette's ``Headers.get``.
-            if key == b"authorization":
-                if authorization is None:
-                    authorization = value
-            elif key == b"cookie":
-                if cookie is None:
-                    cookie = value
-            elif key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
-                # A body is BodyLimit's to judge (413), not ours to skip over.
-                return None
+        headers = _bodiless_headers(scope, _USERINFO_HEADERS)
+        if headers is None:
+            return None
         try:
             services: Services = scope["app"].state.services
         except (KeyError, AttributeError):
             return None  # not started: the app's own failure, whatever it is
         try:
             token = access_token_from(
-                None if authorization is None else authorization.decode("latin-1"),
-                None if cookie is None else cookie.decode("latin-1"),
+                headers.get("authorization"),
+                headers.get("cookie"),
                 services.settings.access_cookie,
             )
             principal = await principal_from_token(services, token)
@@ -123,33 +129,19 @@ class RefreshFastLane:
         if scope["type"] != "http" or scope["path"] != REFRESH_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        cookie = forwarded_for = None
-        user_agent = b""
-        for key, value in scope["headers"]:
-            if key == b"cookie":
-                if cookie is None:
-                    cookie = value
-            elif key == b"x-forwarded-for":
-                if forwarded_for is None:
-                    forwarded_for = value
-            elif key == b"user-agent":
-                user_agent = user_agent or value
-            elif key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
-                await self.app(scope, receive, send)
-                return
+        headers = _bodiless_headers(scope, _REFRESH_HEADERS)
+        if headers is None:
+            await self.app(scope, receive, send)
+            return
         try:
             services: Services = scope["app"].state.services
             settings = services.settings
-            token = (
-                cookie_parser(cookie.decode("latin-1")).get(settings.refresh_cookie)
-                if cookie
-                else None
-            )
-            peer = scope["client"][0] if scope.get("client") else ""
+            cookie = headers.get("cookie")
+            token = cookie_parser(cookie).get(settings.refresh_cookie) if cookie else None
             client = client_info_from(
-                peer,
-                None if forwarded_for is None else forwarded_for.decode("latin-1"),
-                user_agent.decode("latin-1"),
+                scope["client"][0] if scope.get("client") else "",
+                headers.get("x-forwarded-for"),
+                headers.get("user-agent", ""),
                 settings.trusted_proxies,
             )
             response = await refresh_response(services, token or None, client)

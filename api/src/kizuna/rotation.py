@@ -159,8 +159,9 @@ def _rotate_current(
         user_id=record.user_id,
         device_id=record.device_id,
         issued_at=issued,
-        # Rule 6: never past the session's absolute lifetime.
-        expires_at=min(issued + timedelta(seconds=policy.ttl), found.session_expires_at),
+        expires_at=token_store.expiry(
+            issued_at=issued, ttl=policy.ttl, session_expires_at=found.session_expires_at
+        ),
         rotated_at=None,
         revoked_at=None,
         key_id=policy.mac_kid,

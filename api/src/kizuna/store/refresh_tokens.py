@@ -6,7 +6,7 @@ work."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -56,6 +56,11 @@ class TokenContext:
     session_user_agent: str
     user_disabled: bool
     user_roles: list[str]
+
+
+def expiry(*, issued_at: datetime, ttl: int, session_expires_at: datetime) -> datetime:
+    """Rotation rule 6: a refresh token never outlives its session's absolute lifetime."""
+    return min(issued_at + timedelta(seconds=ttl), session_expires_at)
 
 
 def _record(row: Any) -> TokenRecord:

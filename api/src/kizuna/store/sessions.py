@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session as DB
 
 from kizuna.clock import utc_seconds
 from kizuna.models import RefreshToken, SecurityEvent, Session, User
+from kizuna.store import refresh_tokens
 
 
 def create(
@@ -52,7 +53,9 @@ def add_refresh_token(
         user_id=session.user_id,
         device_id=session.device_id,
         issued_at=issued,
-        expires_at=min(issued + timedelta(seconds=ttl), session.expires_at),
+        expires_at=refresh_tokens.expiry(
+            issued_at=issued, ttl=ttl, session_expires_at=session.expires_at
+        ),
         key_id=key_id,
     )
     db.add(record)
