@@ -81,8 +81,13 @@ class SessionDirectory:
         self._seen: set[tuple[str, str, datetime]] = set()
 
     async def get(self, session_id: str) -> SessionView | None:
-        if time.monotonic() - self._polled_at >= self.ttl:
-            await self._catch_up()
+        age = time.monotonic() - self._polled_at
+        if age >= self.ttl:
+            # Poll in the background and answer from the cache meanwhile; only a cache that
+            # is getting too old to honour the revocation bound makes requests wait.
+            poll = self._start_poll()
+            if age >= self.ttl * 1.5:
+                await asyncio.shield(poll)
         try:
             return self._cache[session_id]
         except KeyError:
@@ -97,11 +102,13 @@ class SessionDirectory:
             self._cache[session_id] = view
         return view
 
-    async def _catch_up(self) -> None:
-        """One poll at a time; concurrent requests wait for the one in flight."""
+    def _start_poll(self) -> asyncio.Task[None]:
+        """One poll at a time."""
         if self._poll is None or self._poll.done():
             self._poll = asyncio.ensure_future(self._run_poll())
-        await asyncio.shield(self._poll)
+            # A failed poll is retried by the next request; whoever waits on it sees the error.
+            self._poll.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return self._poll
 
     async def _run_poll(self) -> None:
         started = time.monotonic()
