@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
-from kizuna.models import RefreshToken, Session, User
+from kizuna.models import Session, User
 from kizuna.passwords import check_policy
 from kizuna.services import Services
+from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
+from kizuna.store.refresh_tokens import TokenRecord
 
 log = structlog.get_logger("kizuna.accounts")
 
@@ -49,7 +51,7 @@ async def start_session(
     now = utcnow()
     mac_kid = services.keyring.mac_key.kid
 
-    def work(db: DB) -> tuple[list[str], Session, RefreshToken]:
+    def work(db: DB) -> tuple[list[str], Session, TokenRecord]:
         previous = session_store.live_ids(db, user_id=user.id, device_id=device_id)
         session_store.revoke(db, session_ids=previous, reason="replaced", now=now)
         session = session_store.create(
@@ -61,9 +63,16 @@ async def start_session(
             now=now,
             max_age=settings.session_max_age,
         )
-        record = session_store.add_refresh_token(
-            db, session=session, now=now, ttl=settings.refresh_token_ttl, key_id=mac_kid
+        record = token_store.new_record(
+            session_id=session.id,
+            user_id=user.id,
+            device_id=device_id,
+            session_expires_at=session.expires_at,
+            now=now,
+            ttl=settings.refresh_token_ttl,
+            key_id=mac_kid,
         )
+        token_store.add(db, record=record)
         return previous, session, record
 
     previous, session, record = await services.db.write(work)

@@ -9,13 +9,12 @@
    (it is recomputed from its record, see ``tokens.RefreshTokens``), plus a new access token.
 5. Any other reuse → the whole session is revoked and a security event recorded →
    ``refresh_token_reused``.
-6. A successor never outlives the session (``store.sessions.add_refresh_token``).
+6. A successor never outlives the session (``store.refresh_tokens.new_record``).
 """
 
 from __future__ import annotations
 
 import enum
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,7 +22,7 @@ import structlog
 from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
-from kizuna.clock import utc_seconds, utcnow
+from kizuna.clock import utcnow
 from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
@@ -152,18 +151,13 @@ def _rotate_current(
     db: DB, found: TokenContext, client: ClientInfo, now: datetime, policy: _Policy
 ) -> _Decision | Refused:
     record = found.token
-    issued = utc_seconds(now)
-    successor = TokenRecord(
-        id=str(uuid.uuid4()),
+    successor = token_store.new_record(
         session_id=record.session_id,
         user_id=record.user_id,
         device_id=record.device_id,
-        issued_at=issued,
-        expires_at=token_store.expiry(
-            issued_at=issued, ttl=policy.ttl, session_expires_at=found.session_expires_at
-        ),
-        rotated_at=None,
-        revoked_at=None,
+        session_expires_at=found.session_expires_at,
+        now=now,
+        ttl=policy.ttl,
         key_id=policy.mac_kid,
     )
     if not token_store.mark_rotated(db, token_id=record.id, successor_id=successor.id, now=now):
@@ -173,7 +167,7 @@ def _rotate_current(
         if fresh is None:
             raise RefreshRefused(Refused.invalid)
         return _replay_or_reuse(db, fresh, found, client, now, policy)
-    token_store.insert_successor(db, record=successor)
+    token_store.add(db, record=successor)
     if (
         now - found.session_last_used_at >= _TOUCH_EVERY
         or found.session_ip != client.ip

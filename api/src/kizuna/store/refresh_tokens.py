@@ -5,6 +5,7 @@ work."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -12,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session as DB
 
+from kizuna.clock import utc_seconds
 from kizuna.models import RefreshToken, Session, User
 
 _rt = cast(Table, RefreshToken.__table__)
@@ -58,9 +60,29 @@ class TokenContext:
     user_roles: list[str]
 
 
-def expiry(*, issued_at: datetime, ttl: int, session_expires_at: datetime) -> datetime:
-    """Rotation rule 6: a refresh token never outlives its session's absolute lifetime."""
-    return min(issued_at + timedelta(seconds=ttl), session_expires_at)
+def new_record(
+    *,
+    session_id: str,
+    user_id: str,
+    device_id: str,
+    session_expires_at: datetime,
+    now: datetime,
+    ttl: int,
+    key_id: str,
+) -> TokenRecord:
+    """A session's next current token. Rotation rule 6: it never outlives the session."""
+    issued = utc_seconds(now)
+    return TokenRecord(
+        id=str(uuid.uuid4()),
+        session_id=session_id,
+        user_id=user_id,
+        device_id=device_id,
+        issued_at=issued,
+        expires_at=min(issued + timedelta(seconds=ttl), session_expires_at),
+        rotated_at=None,
+        revoked_at=None,
+        key_id=key_id,
+    )
 
 
 def _record(row: Any) -> TokenRecord:
@@ -141,7 +163,7 @@ def mark_rotated(db: DB, *, token_id: str, successor_id: str, now: datetime) -> 
     return getattr(result, "rowcount", 0) == 1
 
 
-def insert_successor(db: DB, *, record: TokenRecord) -> None:
+def add(db: DB, *, record: TokenRecord) -> None:
     db.connection().execute(
         _INSERT,
         {

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session as DB
 
 from kizuna.clock import utc_seconds
 from kizuna.models import RefreshToken, SecurityEvent, Session, User
-from kizuna.store import refresh_tokens
 
 
 def create(
@@ -35,32 +34,6 @@ def create(
     db.add(session)
     db.flush()
     return session
-
-
-def add_refresh_token(
-    db: DB,
-    *,
-    session: Session,
-    now: datetime,
-    ttl: int,
-    key_id: str,
-) -> RefreshToken:
-    """A new current token for ``session``; it never outlives the session (rule 6)."""
-    issued = utc_seconds(now)
-    record = RefreshToken(
-        id=str(uuid.uuid4()),
-        session_id=session.id,
-        user_id=session.user_id,
-        device_id=session.device_id,
-        issued_at=issued,
-        expires_at=refresh_tokens.expiry(
-            issued_at=issued, ttl=ttl, session_expires_at=session.expires_at
-        ),
-        key_id=key_id,
-    )
-    db.add(record)
-    db.flush()
-    return record
 
 
 def revoke(db: DB, *, session_ids: Sequence[str], reason: str, now: datetime) -> list[str]:
