@@ -18,10 +18,7 @@ from tests.conftest import BASE_URL, Harness
 
 def without_lane(harness: Harness) -> FastAPI:
     app = create_app(harness.services.settings)
-    lane: object = RefreshFastLane
-    before = len(app.user_middleware)
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not lane]
-    assert len(app.user_middleware) == before - 1
+    app.lanes.remove(RefreshFastLane)
     app.state.services = harness.services
     return app
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
+from kizuna.db import tx_of
 from kizuna.models import Session, User
 from kizuna.passwords import check_policy
 from kizuna.services import Services
@@ -53,7 +54,7 @@ async def start_session(
 
     def work(db: DB) -> tuple[list[str], Session, TokenRecord]:
         previous = session_store.live_ids(db, user_id=user.id, device_id=device_id)
-        session_store.revoke(db, session_ids=previous, reason="replaced", now=now)
+        session_store.revoke(tx_of(db), session_ids=previous, reason="replaced", now=now)
         session = session_store.create(
             db,
             user_id=user.id,
@@ -72,7 +73,7 @@ async def start_session(
             ttl=settings.refresh_token_ttl,
             key_id=mac_kid,
         )
-        token_store.add(db, record=record)
+        token_store.add(tx_of(db), record=record)
         return previous, session, record
 
     previous, session, record = await services.db.write(work)
@@ -159,7 +160,9 @@ async def change_password(
         fresh.password_hash = new_hash
         fresh.password_changed_at = now
         others = session_store.live_ids(db, user_id=user_id, except_id=keep_session_id)
-        return session_store.revoke(db, session_ids=others, reason="password_changed", now=now)
+        return session_store.revoke(
+            tx_of(db), session_ids=others, reason="password_changed", now=now
+        )
 
     revoked = await services.db.write(work)
     services.directory.forget(*revoked)
@@ -171,7 +174,9 @@ async def revoke_sessions(
 ) -> list[str]:
     now = utcnow()
     revoked = await services.db.write(
-        lambda db: session_store.revoke(db, session_ids=list(session_ids), reason=reason, now=now)
+        lambda db: session_store.revoke(
+            tx_of(db), session_ids=list(session_ids), reason=reason, now=now
+        )
     )
     services.directory.forget(*session_ids)
     if revoked:
@@ -184,7 +189,7 @@ async def revoke_user(services: Services, *, user_id: str, reason: str) -> list[
 
     def work(db: DB) -> tuple[list[str], list[str]]:
         ids = session_store.live_ids(db, user_id=user_id)
-        return ids, session_store.revoke(db, session_ids=ids, reason=reason, now=now)
+        return ids, session_store.revoke(tx_of(db), session_ids=ids, reason=reason, now=now)
 
     ids, revoked = await services.db.write(work)
     services.directory.forget(*ids)

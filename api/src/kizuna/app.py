@@ -6,8 +6,10 @@ import gc
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from kizuna import log, problems, services
 from kizuna.fastlane import RefreshFastLane, UserinfoFastLane
@@ -16,7 +18,28 @@ from kizuna.routes import account, admin, auth, wellknown
 from kizuna.settings import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+class KizunaAPI(FastAPI):
+    """FastAPI with the fast lanes (``kizuna.fastlane``) in front of its whole middleware
+    stack, not inside it: the layers FastAPI itself puts outermost (error middleware,
+    telemetry, body limit) cost the two hot paths about a sixth of their time, measured, and
+    each lane falls through to the full stack for anything it does not answer."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Innermost first. Tests take one out to compare a lane with the route behind it.
+        self.lanes: list[type[UserinfoFastLane] | type[RefreshFastLane]] = [
+            UserinfoFastLane,
+            RefreshFastLane,
+        ]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for lane in self.lanes:
+            app = lane(app)
+        return app
+
+
+def create_app(settings: Settings | None = None) -> KizunaAPI:
     settings = settings or load_settings()
     log.configure(level=settings.log_level, json=settings.log_json)
 
@@ -38,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await built.close()
 
-    app = FastAPI(
+    app = KizunaAPI(
         title="Kizuna API",
         version="0.1.0",
         lifespan=lifespan,
@@ -52,7 +75,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last = outermost: the standard headers also go on BodyLimit's own 413.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(StandardHeaders)
-    # Outermost of all: a signed-in GET /api/userinfo is answered before any of the above.
-    app.add_middleware(UserinfoFastLane)
-    app.add_middleware(RefreshFastLane)
     return app

@@ -1,32 +1,78 @@
-"""The store's engines, and the one way to use them: a unit of work.
+"""The store's engines, and the way to use them: a unit of work.
 
-A unit of work is a plain function over a SQLAlchemy ``Session``, run in one transaction by
-``await db.write(work)`` / ``await db.read(work)``, never on the event loop:
+A unit of work is a plain function run in one transaction, never on the event loop: over a
+SQLAlchemy ``Session`` with ``await db.write(work)`` / ``await db.read(work)``, or, for the hot
+paths, over Core statements only (a ``Tx``) with ``await db.write_core(work)``.
 
 - SQLite: the work runs in a thread on a ``sqlite3`` connection, start to finish in one hop.
   Statement-by-statement async drivers cost a thread round trip per cursor call (26 for one
   rotation, measured), which made rotation ten times slower than the work itself. One thread
   writes (``BEGIN IMMEDIATE``; WAL lets the reader threads go on meanwhile): several writers on
   one file only fight over its lock.
+  A Core unit of work runs its statements straight on a ``sqlite3`` connection of the writer
+  thread (``kizuna.sqlite_direct``): SQLAlchemy's per-execution machinery cost a rotation more
+  than SQLite did.
 - PostgreSQL: the same function runs through SQLAlchemy's asyncio extension
-  (``AsyncSession.run_sync``) on asyncpg, which is natively asynchronous.
+  (``AsyncSession.run_sync`` / ``AsyncConnection.run_sync``) on asyncpg, which is natively
+  asynchronous.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.base import Executable
+
+from kizuna import sqlite_direct
+from kizuna.sqlite_writer import SQLiteWriter, WriterLock
 
 T = TypeVar("T")
 Work = Callable[[Session], T]
+
+
+class Rows(Protocol):
+    """What a Core statement answers: its rows, and for DML how many rows it touched."""
+
+    @property
+    def rowcount(self) -> int: ...
+    def first(self) -> Sequence[Any] | None: ...
+    def all(self) -> Sequence[Sequence[Any]]: ...
+
+
+class Tx(Protocol):
+    """A transaction that runs Core statements; all that the hot-path store functions use."""
+
+    def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Rows: ...
+
+
+CoreWork = Callable[[Tx], T]
+
+
+class _ConnectionTx:
+    """A ``Tx`` over a SQLAlchemy ``Connection`` (PostgreSQL, and Session units of work)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Rows:
+        return self.connection.execute(statement, dict(parameters or {}))
+
+
+def tx_of(session: Session) -> Tx:
+    """The ``Tx`` of a Session unit of work: Core store functions join its transaction."""
+    return _ConnectionTx(session.connection())
+
 
 _READER_THREADS = 4
 
@@ -37,11 +83,22 @@ def sync_sqlite_url(url: str) -> str:
     return "sqlite://" + rest if scheme.startswith("sqlite") else url
 
 
-def _lock_path(url: str) -> str:
+def _database_path(url: str) -> str:
     database = make_url(sync_sqlite_url(url)).database
     if not database or database == ":memory:":
         raise ValueError("the SQLite store needs a file")
-    return database + ".write-lock"
+    return database
+
+
+def _configure(dbapi_connection: sqlite3.Connection) -> None:
+    # Take BEGIN away from the driver so the writer can say BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> Engine:
@@ -55,14 +112,7 @@ def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the driver so the writer can say BEGIN IMMEDIATE.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _configure(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -78,40 +128,23 @@ def _run(engine: Engine, work: Work[T]) -> T:
         return work(session)
 
 
-class _WriterLock:
-    """One writer across processes too (``--workers N``): SQLite's own busy handler polls
-    with sleeps of up to 100 ms, which turned two workers' lock fights into seconds of p99;
-    a kernel file lock hands over the moment it is released. Used by the writer thread only."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def run(self, engine: Engine, work: Work[T]) -> T:
-        if self.fd is None:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        try:
-            return _run(engine, work)
-        finally:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._async: AsyncEngine | None = None
         if self.is_sqlite:
+            self._path = _database_path(url)
             self._write_engine = _sqlite_engine(url, writer=True, pool_size=1)
-            self._write_lock = _WriterLock(_lock_path(url))
+            # The writer thread's own connection for Core units of work, opened on first use.
+            self._direct: sqlite3.Connection | None = None
+            self._statements = sqlite_direct.Statements(self._write_engine.dialect)
+            self._writer = SQLiteWriter(
+                lock=WriterLock(self._path + ".write-lock"),
+                run_group=self._run_direct_group,
+                on_exit=self._close_writer,
+            )
             self._read_engine = _sqlite_engine(url, writer=False, pool_size=_READER_THREADS)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
             self._readers = ThreadPoolExecutor(
                 max_workers=_READER_THREADS, thread_name_prefix="sqlite-reader"
             )
@@ -124,10 +157,42 @@ class Database:
         """Run ``work`` in one read-write transaction; commits on return, rolls back on raise."""
         if self._async is not None:
             return await self._run_async(work)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._writer, self._write_lock.run, self._write_engine, work
+        result: T = await self._writer.submit(lambda: _run(self._write_engine, work), None)
+        return result
+
+    async def write_core(self, work: CoreWork[T]) -> T:
+        """Run a Core unit of work in one read-write transaction, as ``write`` does."""
+        if self._async is not None:
+            async with self._async.begin() as connection:
+                return await connection.run_sync(lambda sync: work(_ConnectionTx(sync)))
+        result: T = await self._writer.submit(lambda: self._run_direct(work), work)
+        return result
+
+    # In the writer thread only:
+
+    def _direct_connection(self) -> sqlite3.Connection:
+        if self._direct is None:
+            try:
+                connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+                _configure(connection)
+            except sqlite3.Error as exc:
+                raise sqlite_direct.translated(exc, None, None) from exc
+            self._direct = connection
+        return self._direct
+
+    def _run_direct(self, work: CoreWork[T]) -> T:
+        return sqlite_direct.run(self._direct_connection(), self._statements, work)
+
+    def _run_direct_group(self, units: list[CoreWork[Any]]) -> list[Any]:
+        return sqlite_direct.run(
+            self._direct_connection(), self._statements, lambda tx: [unit(tx) for unit in units]
         )
+
+    def _close_writer(self) -> None:
+        self._write_engine.dispose()
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
 
     async def read(self, work: Work[T]) -> T:
         if self._async is not None:
@@ -144,9 +209,7 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
             return
+        await self._writer.close()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._write_engine.dispose)
-        await loop.run_in_executor(self._writer, self._write_lock.close)
-        self._writer.shutdown(wait=False)
         await loop.run_in_executor(self._readers, self._read_engine.dispose)
         self._readers.shutdown(wait=False)

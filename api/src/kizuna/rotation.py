@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
+from kizuna.db import Tx
 from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
@@ -80,7 +80,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
         ttl=settings.refresh_token_ttl,
         mac_kid=services.keyring.mac_key.kid,
     )
-    outcome = await services.db.write(lambda db: _decide(db, claims, client, policy))
+    outcome = await services.db.write_core(lambda tx: _decide(tx, claims, client, policy))
 
     if isinstance(outcome, Refused):
         services.directory.forget(claims.sid)
@@ -124,31 +124,33 @@ _TOUCH_EVERY = timedelta(seconds=60)
 
 
 def _decide(
-    db: DB, claims: RefreshClaims, client: ClientInfo, policy: _Policy
+    tx: Tx, claims: RefreshClaims, client: ClientInfo, policy: _Policy
 ) -> _Decision | Refused:
-    """One transaction, run off the event loop (see ``kizuna.db``)."""
+    """One transaction, run off the event loop (see ``kizuna.db``). A refusal is returned, not
+    raised: what it wrote (a revocation, a security event) commits, and on SQLite it does not
+    roll back the group of rotations it was committed with (``kizuna.sqlite_writer``)."""
     now = utcnow()
-    found = token_store.lookup(db, token_id=claims.jti)
+    found = token_store.lookup(tx, token_id=claims.jti)
     if found is None:
         # Validly signed but unknown: its record has expired away (or it was never ours).
-        raise RefreshRefused(Refused.invalid)
+        return Refused.invalid
     record = found.token
     if record.session_id != claims.sid or record.user_id != claims.sub:
-        raise RefreshRefused(Refused.invalid)
+        return Refused.invalid
     if found.session_revoked:
-        raise RefreshRefused(Refused.revoked)
+        return Refused.revoked
     if found.user_disabled:
-        session_store.revoke(db, session_ids=[record.session_id], reason="user_disabled", now=now)
+        session_store.revoke(tx, session_ids=[record.session_id], reason="user_disabled", now=now)
         return Refused.revoked
     if found.session_expires_at <= now:
-        raise RefreshRefused(Refused.session_expired)
+        return Refused.session_expired
     if record.rotated_at is None and record.revoked_at is None:
-        return _rotate_current(db, found, client, now, policy)
-    return _replay_or_reuse(db, record, found, client, now, policy)
+        return _rotate_current(tx, found, client, now, policy)
+    return _replay_or_reuse(tx, record, found, client, now, policy)
 
 
 def _rotate_current(
-    db: DB, found: TokenContext, client: ClientInfo, now: datetime, policy: _Policy
+    tx: Tx, found: TokenContext, client: ClientInfo, now: datetime, policy: _Policy
 ) -> _Decision | Refused:
     record = found.token
     successor = token_store.new_record(
@@ -160,27 +162,27 @@ def _rotate_current(
         ttl=policy.ttl,
         key_id=policy.mac_kid,
     )
-    if not token_store.mark_rotated(db, token_id=record.id, successor_id=successor.id, now=now):
+    if not token_store.mark_rotated(tx, token_id=record.id, successor_id=successor.id, now=now):
         # Another request rotated it between our read and our write (possible on PostgreSQL;
         # SQLite's single writer serialises us): answer as one of the racers (rule 4).
-        fresh = token_store.refetch(db, token_id=record.id)
+        fresh = token_store.refetch(tx, token_id=record.id)
         if fresh is None:
-            raise RefreshRefused(Refused.invalid)
-        return _replay_or_reuse(db, fresh, found, client, now, policy)
-    token_store.add(db, record=successor)
+            return Refused.invalid
+        return _replay_or_reuse(tx, fresh, found, client, now, policy)
+    token_store.add(tx, record=successor)
     if (
         now - found.session_last_used_at >= _TOUCH_EVERY
         or found.session_ip != client.ip
         or found.session_user_agent != client.user_agent
     ):
         token_store.touch_session(
-            db, session_id=record.session_id, now=now, ip=client.ip, user_agent=client.user_agent
+            tx, session_id=record.session_id, now=now, ip=client.ip, user_agent=client.user_agent
         )
     return _Decision(record=successor, roles=found.user_roles, replayed=False)
 
 
 def _replay_or_reuse(
-    db: DB,
+    tx: Tx,
     record: TokenRecord,
     found: TokenContext,
     client: ClientInfo,
@@ -189,14 +191,14 @@ def _replay_or_reuse(
 ) -> _Decision | Refused:
     rotated_at = record.rotated_at
     if record.revoked_at is None and rotated_at is not None and now - rotated_at < policy.grace:
-        current = token_store.current(db, session_id=record.session_id)
+        current = token_store.current(tx, session_id=record.session_id)
         if current is not None and current.expires_at > now:
             return _Decision(record=current, roles=found.user_roles, replayed=True)
     session_store.revoke(
-        db, session_ids=[record.session_id], reason="refresh_token_reused", now=now
+        tx, session_ids=[record.session_id], reason="refresh_token_reused", now=now
     )
     session_store.record_event(
-        db,
+        tx,
         kind="refresh_token_reused",
         now=now,
         user_id=record.user_id,

@@ -3,12 +3,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session as DB
 
 from kizuna.clock import utc_seconds
+from kizuna.db import Tx
 from kizuna.models import RefreshToken, SecurityEvent, Session, User
+
+_s = cast(Table, Session.__table__)
+_rt = cast(Table, RefreshToken.__table__)
+_events = cast(Table, SecurityEvent.__table__)
 
 
 def create(
@@ -36,22 +42,37 @@ def create(
     return session
 
 
-def revoke(db: DB, *, session_ids: Sequence[str], reason: str, now: datetime) -> list[str]:
-    """Revoke sessions and every token of theirs; returns the ids that were still live."""
-    if not session_ids:
-        return []
-    result = db.execute(
-        update(Session)
-        .where(Session.id.in_(session_ids), Session.revoked_at.is_(None))
-        .values(revoked_at=now, revoke_reason=reason)
-        .returning(Session.id)
-    )
-    revoked = list(result.scalars().all())
-    db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.session_id.in_(session_ids), RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now, revoke_reason=reason)
-    )
+_REVOKE_SESSION = (
+    update(_s)
+    .where(_s.c.id == bindparam("b_session_id"), _s.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("b_now"), revoke_reason=bindparam("b_reason"))
+)
+_REVOKE_TOKENS = (
+    update(_rt)
+    .where(_rt.c.session_id == bindparam("b_session_id"), _rt.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("b_now"), revoke_reason=bindparam("b_reason"))
+)
+_RECORD_EVENT = insert(_events).values(
+    at=bindparam("b_at"),
+    kind=bindparam("b_kind"),
+    user_id=bindparam("b_user_id"),
+    session_id=bindparam("b_session_id"),
+    ip=bindparam("b_ip"),
+    user_agent=bindparam("b_user_agent"),
+    detail=bindparam("b_detail", type_=_events.c.detail.type),
+)
+
+
+def revoke(tx: Tx, *, session_ids: Sequence[str], reason: str, now: datetime) -> list[str]:
+    """Revoke sessions and every token of theirs; returns the ids that were still live.
+    One session at a time, with statements built once: the lists are a user's sessions, and
+    rotation (a hot path) revokes one."""
+    revoked = []
+    for session_id in dict.fromkeys(session_ids):
+        values = {"b_session_id": session_id, "b_now": now, "b_reason": reason}
+        if tx.execute(_REVOKE_SESSION, values).rowcount == 1:
+            revoked.append(session_id)
+        tx.execute(_REVOKE_TOKENS, values)
     return revoked
 
 
@@ -100,7 +121,7 @@ def get_with_user(db: DB, *, session_id: str) -> tuple[Session, User] | None:
 
 
 def record_event(
-    db: DB,
+    tx: Tx,
     *,
     kind: str,
     now: datetime,
@@ -110,18 +131,18 @@ def record_event(
     user_agent: str = "",
     detail: dict[str, str] | None = None,
 ) -> None:
-    db.add(
-        SecurityEvent(
-            at=now,
-            kind=kind,
-            user_id=user_id,
-            session_id=session_id,
-            ip=ip,
-            user_agent=user_agent,
-            detail=detail or {},
-        )
+    tx.execute(
+        _RECORD_EVENT,
+        {
+            "b_at": now,
+            "b_kind": kind,
+            "b_user_id": user_id,
+            "b_session_id": session_id,
+            "b_ip": ip,
+            "b_user_agent": user_agent,
+            "b_detail": detail or {},
+        },
     )
-    db.flush()
 
 
 def revoked_since(db: DB, *, since: datetime) -> list[tuple[str, datetime]]:
