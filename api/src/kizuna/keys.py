@@ -46,8 +46,6 @@ class MacKey:
     kid: str
     secret: bytes
     created_at: datetime
-    # Prepared once: PyJWT would otherwise re-check the raw secret on every verification.
-    jwk: jwt.PyJWK
 
 
 def _generate_private_key(alg: str) -> PrivateKeyTypes:
@@ -134,16 +132,11 @@ class KeyRing:
         mac: list[MacKey] = []
         for entry in manifest["refresh"]:
             secret = base64.b64decode((self.directory / f"refresh-{entry['kid']}.key").read_bytes())
-            jwk = jwt.PyJWK(
-                {"kty": "oct", "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()},
-                algorithm="HS256",
-            )
             mac.append(
                 MacKey(
                     kid=entry["kid"],
                     secret=secret,
                     created_at=datetime.fromisoformat(entry["created_at"]),
-                    jwk=jwk,
                 )
             )
         self._signing, self._mac = signing, mac

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from kizuna.keys import ASYMMETRIC_ALGS, KeyRing
 
@@ -23,6 +24,32 @@ REFRESH_TYP = "rt+jwt"
 REFRESH_ALG = "HS256"
 _ACCESS_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "sid", "jti"]
 _REFRESH_REQUIRED = ["exp", "iat", "iss", "aud", "sub", "sid", "jti"]
+
+
+class _VettedHMAC(HMACAlgorithm):
+    """HS256 that vets each secret once, not on every token. PyJWT re-checks a raw HMAC
+    secret on each encode and decode (is it a PEM, an SSH or a DER key? two failed DER parses
+    among them): a sixth of a refresh, measured, for the same few secrets. The check is a pure
+    function of the key, so remembering its answer changes nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+        self._vetted: dict[bytes, bytes] = {}
+
+    def prepare_key(self, key: str | bytes) -> bytes:
+        if isinstance(key, bytes):
+            known = self._vetted.get(key)
+            if known is not None:
+                return known
+        prepared = super().prepare_key(key)
+        if isinstance(key, bytes) and len(self._vetted) < 64:  # a handful of MAC keys
+            self._vetted[key] = prepared
+        return prepared
+
+
+# PyJWT's own extension point; used by jwt.encode/jwt.decode in this process from now on.
+jwt.unregister_algorithm(REFRESH_ALG)
+jwt.register_algorithm(REFRESH_ALG, _VettedHMAC())
 
 
 class TokenError(Exception):
@@ -247,7 +274,7 @@ class RefreshTokens:
         try:
             payload = jwt.decode(
                 token,
-                key.jwk,
+                key.secret,
                 algorithms=[REFRESH_ALG],
                 audience=self.audience,
                 issuer=self.issuer,
