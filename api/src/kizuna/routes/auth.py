@@ -125,17 +125,14 @@ async def refresh_response(services: Services, token: str | None, client: Client
         response = problem_response(401, exc.code.value, _REFRESH_DETAIL[exc.code])
         services.cookies.clear_session(response)
         return response
-    access, access_exp = services.access.issue(
-        sub=rotated.user_id, sid=rotated.session_id, roles=rotated.roles
-    )
     body = RefreshOut(
-        access_token_expires_at=iso(from_epoch(access_exp)),
+        access_token_expires_at=iso(from_epoch(rotated.access_expires_at)),
         refresh_token_expires_at=iso(rotated.refresh_expires_at),
     )
     response = JSONResponse(body.model_dump())
     services.cookies.set_session(
         response,
-        access_token=access,
+        access_token=rotated.access_token,
         refresh_token=rotated.refresh_token,
         refresh_max_age=seconds_until(rotated.refresh_expires_at),
     )
