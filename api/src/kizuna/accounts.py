@@ -11,14 +11,13 @@ from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
-from kizuna.db import tx_of
-from kizuna.models import Session, User
+from kizuna.db import Tx, tx_of
+from kizuna.models import User
 from kizuna.passwords import check_policy
 from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
-from kizuna.store.refresh_tokens import TokenRecord
 
 log = structlog.get_logger("kizuna.accounts")
 
@@ -51,12 +50,13 @@ async def start_session(
     settings = services.settings
     now = utcnow()
     mac_kid = services.keyring.mac_key.kid
+    roles = list(user.roles)
 
-    def work(db: DB) -> tuple[list[str], Session, TokenRecord]:
-        previous = session_store.live_ids(db, user_id=user.id, device_id=device_id)
-        session_store.revoke(tx_of(db), session_ids=previous, reason="replaced", now=now)
-        session = session_store.create(
-            db,
+    def work(tx: Tx) -> tuple[list[str], NewSession]:
+        previous = session_store.live_ids(tx, user_id=user.id, device_id=device_id)
+        session_store.revoke(tx, session_ids=previous, reason="replaced", now=now)
+        session_id, session_expires_at = session_store.create(
+            tx,
             user_id=user.id,
             device_id=device_id,
             ip=client.ip,
@@ -65,30 +65,30 @@ async def start_session(
             max_age=settings.session_max_age,
         )
         record = token_store.new_record(
-            session_id=session.id,
+            session_id=session_id,
             user_id=user.id,
             device_id=device_id,
-            session_expires_at=session.expires_at,
+            session_expires_at=session_expires_at,
             now=now,
             ttl=settings.refresh_token_ttl,
             key_id=mac_kid,
         )
-        token_store.add(tx_of(db), record=record)
-        return previous, session, record
+        token_store.add(tx, record=record)
+        # Minted in the unit of work, as rotation does (see rotation._minted): off the loop.
+        access, access_exp = services.access.issue(sub=user.id, sid=session_id, roles=roles)
+        return previous, NewSession(
+            user=user,
+            session_id=session_id,
+            device_id=device_id,
+            access_token=access,
+            access_expires_at=access_exp,
+            refresh_token=services.refresh.for_record(record),
+            refresh_expires_at=record.expires_at,
+        )
 
-    previous, session, record = await services.db.write(work)
+    previous, new = await services.db.write_core(work)
     services.directory.forget(*previous)
-    access, access_exp = services.access.issue(sub=user.id, sid=session.id, roles=list(user.roles))
-    refresh = services.refresh.for_record(record)
-    return NewSession(
-        user=user,
-        session_id=session.id,
-        device_id=device_id,
-        access_token=access,
-        access_expires_at=access_exp,
-        refresh_token=refresh,
-        refresh_expires_at=record.expires_at,
-    )
+    return new
 
 
 async def authenticate(
@@ -159,7 +159,7 @@ async def change_password(
             raise InvalidCredentials()
         fresh.password_hash = new_hash
         fresh.password_changed_at = now
-        others = session_store.live_ids(db, user_id=user_id, except_id=keep_session_id)
+        others = session_store.live_ids(tx_of(db), user_id=user_id, except_id=keep_session_id)
         return session_store.revoke(
             tx_of(db), session_ids=others, reason="password_changed", now=now
         )
@@ -188,7 +188,7 @@ async def revoke_user(services: Services, *, user_id: str, reason: str) -> list[
     now = utcnow()
 
     def work(db: DB) -> tuple[list[str], list[str]]:
-        ids = session_store.live_ids(db, user_id=user_id)
+        ids = session_store.live_ids(tx_of(db), user_id=user_id)
         return ids, session_store.revoke(tx_of(db), session_ids=ids, reason=reason, now=now)
 
     ids, revoked = await services.db.write(work)

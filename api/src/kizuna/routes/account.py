@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from kizuna import accounts
 from kizuna.clock import iso, utcnow
+from kizuna.db import tx_of
 from kizuna.deps import PrincipalDep, ServicesDep
 from kizuna.problems import Problem
 from kizuna.schemas import SessionBrief, SessionOut, UserInfo
@@ -55,7 +56,9 @@ async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[
 async def revoke_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
-    mine = await services.db.read(lambda db: session_store.live_ids(db, user_id=principal.user_id))
+    mine = await services.db.read(
+        lambda db: session_store.live_ids(tx_of(db), user_id=principal.user_id)
+    )
     # Someone else's session id and an unknown one look the same: 404.
     if session_id not in mine:
         raise Problem(404, "not_found", "No such session.")

@@ -17,8 +17,20 @@ _rt = cast(Table, RefreshToken.__table__)
 _events = cast(Table, SecurityEvent.__table__)
 
 
+_CREATE = insert(_s).values(
+    id=bindparam("b_id"),
+    user_id=bindparam("b_user_id"),
+    device_id=bindparam("b_device_id"),
+    ip=bindparam("b_ip"),
+    user_agent=bindparam("b_user_agent"),
+    created_at=bindparam("b_now"),
+    last_used_at=bindparam("b_now"),
+    expires_at=bindparam("b_expires_at"),
+)
+
+
 def create(
-    db: DB,
+    tx: Tx,
     *,
     user_id: str,
     device_id: str,
@@ -26,20 +38,23 @@ def create(
     user_agent: str,
     now: datetime,
     max_age: int,
-) -> Session:
-    session = Session(
-        id=str(uuid.uuid4()),
-        user_id=user_id,
-        device_id=device_id,
-        ip=ip,
-        user_agent=user_agent,
-        created_at=now,
-        last_used_at=now,
-        expires_at=utc_seconds(now) + timedelta(seconds=max_age),
+) -> tuple[str, datetime]:
+    """A new session; returns its id and the end of its absolute lifetime."""
+    session_id = str(uuid.uuid4())
+    expires_at = utc_seconds(now) + timedelta(seconds=max_age)
+    tx.execute(
+        _CREATE,
+        {
+            "b_id": session_id,
+            "b_user_id": user_id,
+            "b_device_id": device_id,
+            "b_ip": ip,
+            "b_user_agent": user_agent,
+            "b_now": now,
+            "b_expires_at": expires_at,
+        },
     )
-    db.add(session)
-    db.flush()
-    return session
+    return session_id, expires_at
 
 
 _REVOKE_SESSION = (
@@ -76,20 +91,29 @@ def revoke(tx: Tx, *, session_ids: Sequence[str], reason: str, now: datetime) ->
     return revoked
 
 
+_LIVE = select(_s.c.id).where(_s.c.user_id == bindparam("b_user_id"), _s.c.revoked_at.is_(None))
+_LIVE_ON_DEVICE = _LIVE.where(_s.c.device_id == bindparam("b_device_id"))
+_LIVE_EXCEPT = _LIVE.where(_s.c.id != bindparam("b_except_id"))
+
+
 def live_ids(
-    db: DB,
+    tx: Tx,
     *,
     user_id: str,
     device_id: str | None = None,
     except_id: str | None = None,
 ) -> list[str]:
-    query = select(Session.id).where(Session.user_id == user_id, Session.revoked_at.is_(None))
+    """The user's sessions not revoked: all, those on one device, or all but one."""
+    if device_id is not None and except_id is not None:
+        raise TypeError("device_id or except_id, not both")
+    params = {"b_user_id": user_id, "b_device_id": device_id, "b_except_id": except_id}
     if device_id is not None:
-        query = query.where(Session.device_id == device_id)
-    if except_id is not None:
-        query = query.where(Session.id != except_id)
-    result = db.execute(query)
-    return list(result.scalars().all())
+        rows = tx.execute(_LIVE_ON_DEVICE, params).all()
+    elif except_id is not None:
+        rows = tx.execute(_LIVE_EXCEPT, params).all()
+    else:
+        rows = tx.execute(_LIVE, params).all()
+    return [str(row[0]) for row in rows]
 
 
 def list_live(db: DB, *, user_id: str, now: datetime) -> Sequence[Session]:
