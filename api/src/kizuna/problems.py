@@ -89,6 +89,18 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=all_headers, media_type=PROBLEM_JSON)
 
 
+def response_of(problem: Problem) -> JSONResponse:
+    return problem_response(
+        problem.status, problem.code, problem.detail, headers=problem.headers, extra=problem.extra
+    )
+
+
+def internal_error(path: str, exc: Exception) -> JSONResponse:
+    """Our bug, whatever it is: logged with its traceback, answered without a word of it."""
+    log.error("unhandled_error", path=path, error=type(exc).__name__, exc_info=exc)
+    return problem_response(500, "internal_error", "Something went wrong on our side.")
+
+
 def unauthenticated() -> Problem:
     return Problem(401, "unauthenticated", "Sign in first.", headers={"WWW-Authenticate": BEARER})
 
@@ -128,9 +140,7 @@ def is_store_failure(exc: Exception) -> bool:
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
-        return problem_response(
-            exc.status, exc.code, exc.detail, headers=exc.headers, extra=exc.extra
-        )
+        return response_of(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> Response:
@@ -160,8 +170,7 @@ def install(app: FastAPI) -> None:
         app.add_exception_handler(failure, _store)
 
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled_error", path=request.url.path, error=type(exc).__name__, exc_info=exc)
-        return problem_response(500, "internal_error", "Something went wrong on our side.")
+        return internal_error(request.url.path, exc)
 
     # An unexpected constraint violation is our bug, not a store outage.
     app.add_exception_handler(IntegrityError, _unexpected)

@@ -13,7 +13,7 @@ from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.cookies import new_device_id, valid_device_id
 from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
 from kizuna.passwords import WeakPassword
-from kizuna.problems import Problem, problem_response
+from kizuna.problems import Problem, problem_response, response_of
 from kizuna.schemas import LoginBody, LoginOut, PasswordBody, RefreshOut, RegisterBody, UserOut
 from kizuna.services import Services
 from kizuna.store.users import EmailTaken
@@ -63,8 +63,8 @@ def _session_response(
     return response
 
 
-def _device(services: Services, request: Request) -> tuple[str, bool]:
-    current = request.cookies.get(services.settings.device_cookie)
+def _device(current: str | None) -> tuple[str, bool]:
+    """The browser's device id if it sent a valid one, else a new one (and True)."""
     if current is not None and valid_device_id(current):
         return current, False
     return new_device_id(), True
@@ -84,7 +84,7 @@ async def register(
         raise _weak(exc) from None
     except EmailTaken:
         raise Problem(409, "email_taken", "An account with this email exists already.") from None
-    device_id, fresh = _device(services, request)
+    device_id, fresh = _device(request.cookies.get(services.settings.device_cookie))
     new = await accounts.start_session(services, user=user, device_id=device_id, client=client)
     log.info(
         "login_succeeded", user_id=user.id, session_id=new.session_id, ip=client.ip, via="register"
@@ -96,15 +96,24 @@ async def register(
 async def login(
     body: LoginBody, request: Request, services: ServicesDep, client: ClientDep
 ) -> Response:
+    return await login_response(
+        services, body, request.cookies.get(services.settings.device_cookie), client
+    )
+
+
+async def login_response(
+    services: Services, body: LoginBody, device_cookie: str | None, client: ClientInfo
+) -> Response:
+    """The whole answer to a well-formed POST /auth/login; shared with the plain-ASGI lane."""
     try:
         user = await accounts.authenticate(
             services, email=body.email, password=body.password, client=client
         )
     except Throttled as exc:
-        raise _too_many(exc.retry_after) from None
+        return response_of(_too_many(exc.retry_after))
     except InvalidCredentials:
-        raise _invalid_credentials() from None
-    device_id, fresh = _device(services, request)
+        return response_of(_invalid_credentials())
+    device_id, fresh = _device(device_cookie)
     new = await accounts.start_session(services, user=user, device_id=device_id, client=client)
     log.info("login_succeeded", user_id=user.id, session_id=new.session_id, ip=client.ip)
     return _session_response(services, new, status_code=200, fresh_device=fresh)
