@@ -235,3 +235,25 @@ async def test_closed_store_refuses_new_work(make_settings: Any) -> None:
     await db.dispose()
     with pytest.raises(RuntimeError, match="closed"):
         await db.write_core(lambda tx: None)
+
+
+async def test_then_runs_after_the_commit_and_fails_alone(harness: Harness) -> None:
+    db = harness.services.db
+    release, held = await hold_the_writer(db)
+
+    def boom(kind: str) -> str:
+        raise ValueError(f"then failed after {kind} committed")
+
+    pending = [
+        asyncio.ensure_future(db.write_core(event("committed-anyway"), then=boom)),
+        asyncio.ensure_future(db.write_core(event("neighbour"), then=str.upper)),
+    ]
+    await asyncio.sleep(0.05)
+    release.set()
+    await held
+    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    assert isinstance(outcomes[0], ValueError)
+    assert outcomes[1] == "NEIGHBOUR"
+    # ``then`` is not part of the transaction: what the unit wrote stays written.
+    assert await count_events(db, "committed-anyway") == 1
+    assert await count_events(db, "neighbour") == 1

@@ -18,6 +18,7 @@ from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
+from kizuna.store.refresh_tokens import TokenRecord
 
 log = structlog.get_logger("kizuna.accounts")
 
@@ -52,7 +53,7 @@ async def start_session(
     mac_kid = services.keyring.mac_key.kid
     roles = list(user.roles)
 
-    def work(tx: Tx) -> tuple[list[str], NewSession]:
+    def work(tx: Tx) -> tuple[list[str], TokenRecord]:
         previous = session_store.live_ids(tx, user_id=user.id, device_id=device_id)
         session_store.revoke(tx, session_ids=previous, reason="replaced", now=now)
         session_id, session_expires_at = session_store.create(
@@ -74,11 +75,15 @@ async def start_session(
             key_id=mac_kid,
         )
         token_store.add(tx, record=record)
-        # Minted in the unit of work, as rotation does (see rotation._minted): off the loop.
-        access, access_exp = services.access.issue(sub=user.id, sid=session_id, roles=roles)
+        return previous, record
+
+    def minted(done: tuple[list[str], TokenRecord]) -> tuple[list[str], NewSession]:
+        # After commit, off the loop where the store allows (see rotation._minted).
+        previous, record = done
+        access, access_exp = services.access.issue(sub=user.id, sid=record.session_id, roles=roles)
         return previous, NewSession(
             user=user,
-            session_id=session_id,
+            session_id=record.session_id,
             device_id=device_id,
             access_token=access,
             access_expires_at=access_exp,
@@ -86,7 +91,7 @@ async def start_session(
             refresh_expires_at=record.expires_at,
         )
 
-    previous, new = await services.db.write_core(work)
+    previous, new = await services.db.write_core(work, then=minted)
     services.directory.forget(*previous)
     return new
 

@@ -23,7 +23,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -34,6 +34,7 @@ from kizuna import sqlite_direct
 from kizuna.sqlite_writer import SQLiteWriter, WriterLock
 
 T = TypeVar("T")
+U = TypeVar("U")
 Work = Callable[[Session], T]
 
 
@@ -160,13 +161,21 @@ class Database:
         result: T = await self._writer.submit(lambda: _run(self._write_engine, work), None)
         return result
 
-    async def write_core(self, work: CoreWork[T]) -> T:
-        """Run a Core unit of work in one read-write transaction, as ``write`` does."""
+    @overload
+    async def write_core(self, work: CoreWork[T]) -> T: ...
+    @overload
+    async def write_core(self, work: CoreWork[T], then: Callable[[T], U]) -> U: ...
+    async def write_core(
+        self, work: CoreWork[Any], then: Callable[[Any], Any] | None = None
+    ) -> Any:
+        """Run a Core unit of work in one read-write transaction, as ``write`` does; then, once
+        it has committed, ``then`` on its result. On SQLite both run in the writer thread,
+        ``then`` after the write lock is released: CPU work that needs no lock (signing)."""
         if self._async is not None:
             async with self._async.begin() as connection:
-                return await connection.run_sync(lambda sync: work(_ConnectionTx(sync)))
-        result: T = await self._writer.submit(lambda: self._run_direct(work), work)
-        return result
+                result = await connection.run_sync(lambda sync: work(_ConnectionTx(sync)))
+            return result if then is None else then(result)
+        return await self._writer.submit(lambda: self._run_direct(work), work, then)
 
     # In the writer thread only:
 

@@ -83,11 +83,12 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
         mac_kid=services.keyring.mac_key.kid,
     )
 
-    def unit(tx: Tx) -> Rotated | Refused:
-        decided = _decide(tx, claims, client, policy)
+    def minted(decided: _Decision | Refused) -> Rotated | Refused:
         return decided if isinstance(decided, Refused) else _minted(services, decided)
 
-    outcome = await services.db.write_core(unit)
+    outcome = await services.db.write_core(
+        lambda tx: _decide(tx, claims, client, policy), then=minted
+    )
 
     if isinstance(outcome, Refused):
         services.directory.forget(claims.sid)
@@ -111,10 +112,11 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
 
 
 def _minted(services: Services, decision: _Decision) -> Rotated:
-    """The new pair of tokens, made inside the unit of work. On SQLite that is the writer
-    thread, where the ES256 signature's release of the GIL lets the event loop go on; made on
-    the event loop, that release let the writer cut in, and a 20 µs signature cost the loop
-    over 100 µs (measured). They are handed out only once the transaction has committed."""
+    """The new pair of tokens, made once the rotation has committed (``write_core``'s
+    ``then``). On SQLite that is in the writer thread, with the write lock released: there the
+    ES256 signature's release of the GIL lets the event loop go on; made on the event loop,
+    that release let the writer cut in, and a 20 µs signature cost the loop over 100 µs
+    (measured)."""
     record = decision.record
     access, access_exp = services.access.issue(
         sub=record.user_id, sid=record.session_id, roles=decision.roles

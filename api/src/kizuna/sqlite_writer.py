@@ -56,6 +56,7 @@ class WriterLock:
 class _Job:
     alone: Callable[[], Any]  # runs the unit in a transaction of its own
     unit: Callable[[Any], Any] | None  # a Core unit (may share a transaction), else None
+    then: Callable[[Any], Any] | None  # applied to its result after commit, lock released
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
 
@@ -82,14 +83,21 @@ class SQLiteWriter:
         self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
         self._thread.start()
 
-    async def submit(self, alone: Callable[[], Any], unit: Callable[[Any], Any] | None) -> Any:
+    async def submit(
+        self,
+        alone: Callable[[], Any],
+        unit: Callable[[Any], Any] | None,
+        then: Callable[[Any], Any] | None = None,
+    ) -> Any:
         """``alone()`` runs the unit of work in its own transaction; ``unit`` is the Core unit
-        itself (given a ``Tx``) when it may share one, else None."""
+        itself (given a ``Tx``) when it may share one, else None. ``then(result)``, if given,
+        runs in this thread too, once the transaction has committed and the write lock is
+        released: work that needs the unit's result but not the lock (signing tokens)."""
         if self._closed:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put(_Job(alone, unit, loop, future))
+        self._jobs.put(_Job(alone, unit, then, loop, future))
         return await future
 
     async def close(self) -> None:
@@ -118,7 +126,7 @@ class SQLiteWriter:
                         stopping = True
                         break
                     batch.append(job)
-                self._settle(batch, self._run_batch(batch))
+                self._settle(batch, self._finished(batch, self._run_batch(batch)))
         finally:
             self._on_exit()
             self._lock.close()
@@ -150,6 +158,18 @@ class SQLiteWriter:
             except Exception:  # noqa: S110 - each is run again alone, and fails alone
                 pass
         return [self._run_alone(job) for job in jobs]
+
+    @staticmethod
+    def _finished(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
+        finished = []
+        for job, (ok, value) in zip(batch, outcomes, strict=True):
+            if ok and job.then is not None:
+                try:
+                    value = job.then(value)
+                except Exception as exc:
+                    ok, value = False, exc
+            finished.append((ok, value))
+        return finished
 
     @staticmethod
     def _run_alone(job: _Job) -> tuple[bool, Any]:
