@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import secrets
 import threading
+import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -65,10 +66,19 @@ def _start_child() -> None:
     at the lowest priority, so that request handling always comes first. (SCHED_IDLE was
     measured too: no better for page views, and it can starve logins on a busy machine.)"""
     global _child_hasher
+    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
     _child_hasher = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
     # Not Linux, or not allowed: run at normal priority.
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, 0, 19)
+
+
+def _exit_with(parent: int) -> None:
+    """A hashing process ends with its server, even one killed outright (SIGKILL runs no exit
+    hook to stop the pool): its parent changes when the server is gone."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _hash_in_child(password: str) -> str:
