@@ -13,15 +13,14 @@ from fastapi import FastAPI
 from starlette.types import Message, Scope
 
 from kizuna import accounts, fastlane
-from kizuna.app import create_app
 from kizuna.deps import Principal, get_principal
 from kizuna.fastlane import UserinfoFastLane
 from kizuna.liveness import SessionView
-from kizuna.problems import Problem
 from kizuna.routes.account import userinfo as real_userinfo
 from kizuna.schemas import UserInfo
-from tests.conftest import BASE_URL, Harness
+from tests.conftest import Harness
 from tests.contract import access_cookie, assert_problem, bearer
+from tests.lanes import client_without, fail_routes_through
 from tests.test_errors import store_down
 
 EMAIL = "ada@example.com"
@@ -29,21 +28,10 @@ EMAIL = "ada@example.com"
 COMPARED = ("content-type", "content-length", "cache-control", "x-content-type-options")
 
 
-def plain_app(harness: Harness) -> FastAPI:
-    """The same app without the fast lane, on the same services: the reference answers."""
-    app = create_app(harness.services.settings)
-    app.lanes.remove(UserinfoFastLane)
-    app.state.services = harness.services
-    return app
-
-
 @pytest.fixture
 async def clients(harness: Harness) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """(with the fast lane, without it)"""
-    plain = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=plain_app(harness)), base_url=BASE_URL
-    )
-    async with harness.client() as fast, plain:
+    async with harness.client() as fast, client_without(harness, UserinfoFastLane) as plain:
         yield fast, plain
 
 
@@ -59,11 +47,7 @@ async def signed_in(harness: Harness, **user: Any) -> tuple[str, str]:
 def route_disabled(harness: Harness) -> None:
     """The FastAPI route's principal dependency now fails with a telltale 418: any answer
     that is not a 418 came from the fast lane."""
-
-    async def nope() -> None:
-        raise Problem(418, "route_used", "The FastAPI route answered.")
-
-    harness.app.dependency_overrides[get_principal] = nope
+    fail_routes_through(harness, get_principal)
 
 
 def assert_same(fast: httpx.Response, plain: httpx.Response) -> None:

@@ -8,48 +8,25 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from kizuna.app import create_app
 from kizuna.deps import get_client
 from kizuna.fastlane import LoginFastLane
-from kizuna.problems import Problem
-from tests.conftest import BASE_URL, PASSWORD, Harness
+from tests.conftest import PASSWORD, Harness
+from tests.lanes import client_without, cookie_attributes, fail_routes_through
 from tests.test_errors import store_down
 
 EMAIL = "ada@example.com"
 SAME = ("content-type", "cache-control", "x-content-type-options", "referrer-policy")
 
 
-def without_lane(harness: Harness) -> FastAPI:
-    app = create_app(harness.services.settings)
-    app.lanes.remove(LoginFastLane)
-    app.state.services = harness.services
-    return app
-
-
 def disable_route(harness: Harness) -> None:
-    """The routes' client dependency fails with a telltale 418: any other answer is the lane's."""
-
-    async def nope() -> None:
-        raise Problem(418, "route_used", "The FastAPI route answered.")
-
-    harness.app.dependency_overrides[get_client] = nope
+    fail_routes_through(harness, get_client)
 
 
 @pytest.fixture
 async def plain(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=without_lane(harness))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+    async with client_without(harness, LoginFastLane) as client:
         yield client
-
-
-def cookie_attributes(response: httpx.Response) -> dict[str, str]:
-    out = {}
-    for header in response.headers.get_list("set-cookie"):
-        name, _, rest = header.partition("=")
-        out[name] = rest.split(";", 1)[1]  # everything but the value
-    return out
 
 
 async def test_the_lane_signs_in_without_the_route(harness: Harness) -> None:

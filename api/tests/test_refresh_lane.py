@@ -7,44 +7,21 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from kizuna.app import create_app
 from kizuna.deps import get_client
 from kizuna.fastlane import RefreshFastLane
-from kizuna.problems import Problem
-from tests.conftest import BASE_URL, Harness
-
-
-def without_lane(harness: Harness) -> FastAPI:
-    app = create_app(harness.services.settings)
-    app.lanes.remove(RefreshFastLane)
-    app.state.services = harness.services
-    return app
+from tests.conftest import Harness
+from tests.lanes import client_without, cookie_attributes, fail_routes_through
 
 
 def disable_route(harness: Harness) -> None:
-    """The routes' client dependency fails with a telltale 418: any other answer is the lane's."""
-
-    async def nope() -> None:
-        raise Problem(418, "route_used", "The FastAPI route answered.")
-
-    harness.app.dependency_overrides[get_client] = nope
+    fail_routes_through(harness, get_client)
 
 
 @pytest.fixture
 async def plain(harness: Harness) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=without_lane(harness))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+    async with client_without(harness, RefreshFastLane) as client:
         yield client
-
-
-def cookie_attributes(response: httpx.Response) -> dict[str, str]:
-    out = {}
-    for header in response.headers.get_list("set-cookie"):
-        name, _, rest = header.partition("=")
-        out[name] = rest.split(";", 1)[1]  # everything but the value
-    return out
 
 
 async def test_the_lane_rotates_without_the_route(harness: Harness) -> None:

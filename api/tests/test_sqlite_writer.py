@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -112,9 +113,9 @@ def event(kind: str, detail: dict[str, str] | None = None) -> Any:
     return unit
 
 
-async def hold_the_writer(db: Database) -> tuple[threading.Event, asyncio.Future[Any]]:
-    """Occupy the writer thread until the returned event is set, so that what is submitted
-    meanwhile waits in its queue and is taken as one group."""
+async def as_one_batch(db: Database, *calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Make the store calls while the writer thread is kept busy, so that they wait in its
+    queue and it takes them as one batch. Their outcomes, results or exceptions, in order."""
     entered, release = threading.Event(), threading.Event()
 
     def blocker(tx: Tx) -> None:
@@ -123,7 +124,11 @@ async def hold_the_writer(db: Database) -> tuple[threading.Event, asyncio.Future
 
     held = asyncio.ensure_future(db.write_core(blocker))
     await asyncio.to_thread(entered.wait, 10)
-    return release, held
+    pending = [asyncio.ensure_future(call()) for call in calls]
+    await asyncio.sleep(0.05)  # all of them queued behind the blocker
+    release.set()
+    await held
+    return await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def test_a_group_commits_in_order_and_each_unit_sees_the_ones_before(
@@ -132,7 +137,6 @@ async def test_a_group_commits_in_order_and_each_unit_sees_the_ones_before(
     db = harness.services.db
     sessions = cast(Table, Session.__table__)
     session_id = await a_session(harness)
-    release, held = await hold_the_writer(db)
 
     def append(letter: str) -> Any:
         def unit(tx: Tx) -> str:
@@ -148,11 +152,7 @@ async def test_a_group_commits_in_order_and_each_unit_sees_the_ones_before(
 
         return unit
 
-    pending = [asyncio.ensure_future(db.write_core(append(c))) for c in "abcde"]
-    await asyncio.sleep(0.05)  # all five are queued behind the blocker
-    release.set()
-    await held
-    seen = await asyncio.gather(*pending)
+    seen = await as_one_batch(db, *(lambda c=c: db.write_core(append(c)) for c in "abcde"))
     first = seen[0]
     assert seen == [first, first + "a", first + "ab", first + "abc", first + "abcd"]
     final = await db.read(
@@ -167,21 +167,17 @@ async def test_a_group_commits_in_order_and_each_unit_sees_the_ones_before(
 
 async def test_a_failing_unit_fails_alone(harness: Harness) -> None:
     db = harness.services.db
-    release, held = await hold_the_writer(db)
 
     def failing(tx: Tx) -> None:
         event("doomed")(tx)
         raise RuntimeError("this unit's own failure")
 
-    pending = [
-        asyncio.ensure_future(db.write_core(event("kept-1"))),
-        asyncio.ensure_future(db.write_core(failing)),
-        asyncio.ensure_future(db.write_core(event("kept-2"))),
-    ]
-    await asyncio.sleep(0.05)
-    release.set()
-    await held
-    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    outcomes = await as_one_batch(
+        db,
+        lambda: db.write_core(event("kept-1")),
+        lambda: db.write_core(failing),
+        lambda: db.write_core(event("kept-2")),
+    )
     assert outcomes[0] == "kept-1" and outcomes[2] == "kept-2"
     assert isinstance(outcomes[1], RuntimeError)
     assert await count_events(db, "kept-1") == 1
@@ -193,7 +189,6 @@ async def test_session_units_keep_their_place_between_groups(harness: Harness) -
     db = harness.services.db
     sessions = cast(Table, Session.__table__)
     session_id = await a_session(harness)
-    release, held = await hold_the_writer(db)
 
     def set_agent(value: str) -> Any:
         def unit(tx: Tx) -> None:
@@ -205,27 +200,20 @@ async def test_session_units_keep_their_place_between_groups(harness: Harness) -
         row = s.get(Session, session_id)
         row.user_agent = row.user_agent + "+orm"
 
-    pending = [
-        asyncio.ensure_future(db.write_core(set_agent("core"))),
-        asyncio.ensure_future(db.write(orm_append)),
-        asyncio.ensure_future(db.write_core(set_agent("last"))),
-    ]
-    await asyncio.sleep(0.05)
-    release.set()
-    await held
-    await asyncio.gather(*pending)
+    outcomes = await as_one_batch(
+        db,
+        lambda: db.write_core(set_agent("core")),
+        lambda: db.write(orm_append),
+        lambda: db.write_core(set_agent("last")),
+    )
+    assert outcomes == [None, None, None]
     final = await db.read(lambda s: s.get(Session, session_id).user_agent)
     assert final == "last"
     # And the ORM unit ran between the two: it saw "core", not "last".
-    release, held = await hold_the_writer(db)
-    pending = [
-        asyncio.ensure_future(db.write_core(set_agent("core"))),
-        asyncio.ensure_future(db.write(orm_append)),
-    ]
-    await asyncio.sleep(0.05)
-    release.set()
-    await held
-    await asyncio.gather(*pending)
+    outcomes = await as_one_batch(
+        db, lambda: db.write_core(set_agent("core")), lambda: db.write(orm_append)
+    )
+    assert outcomes == [None, None]
     assert await db.read(lambda s: s.get(Session, session_id).user_agent) == "core+orm"
 
 
@@ -239,19 +227,15 @@ async def test_closed_store_refuses_new_work(make_settings: Any) -> None:
 
 async def test_then_runs_after_the_commit_and_fails_alone(harness: Harness) -> None:
     db = harness.services.db
-    release, held = await hold_the_writer(db)
 
     def boom(kind: str) -> str:
         raise ValueError(f"then failed after {kind} committed")
 
-    pending = [
-        asyncio.ensure_future(db.write_core(event("committed-anyway"), then=boom)),
-        asyncio.ensure_future(db.write_core(event("neighbour"), then=str.upper)),
-    ]
-    await asyncio.sleep(0.05)
-    release.set()
-    await held
-    outcomes = await asyncio.gather(*pending, return_exceptions=True)
+    outcomes = await as_one_batch(
+        db,
+        lambda: db.write_core(event("committed-anyway"), then=boom),
+        lambda: db.write_core(event("neighbour"), then=str.upper),
+    )
     assert isinstance(outcomes[0], ValueError)
     assert outcomes[1] == "NEIGHBOUR"
     # ``then`` is not part of the transaction: what the unit wrote stays written.

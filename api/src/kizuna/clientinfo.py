@@ -4,10 +4,11 @@ and its user agent."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.types import Scope
 
 from kizuna.settings import IPNetwork
 
@@ -50,6 +51,19 @@ def client_info_from(
     peer: str, forwarded_for: str | None, user_agent: str, proxies: Sequence[IPNetwork]
 ) -> ClientInfo:
     return ClientInfo(ip=client_ip(peer, forwarded_for, proxies), user_agent=user_agent[:_MAX_UA])
+
+
+def client_info_of(
+    scope: Scope, headers: Mapping[str, str], proxies: Sequence[IPNetwork]
+) -> ClientInfo:
+    """The same, from a raw ASGI scope and its headers (the fast lanes)."""
+    peer = scope.get("client")
+    return client_info_from(
+        peer[0] if peer else "",
+        headers.get("x-forwarded-for"),
+        headers.get("user-agent", ""),
+        proxies,
+    )
 
 
 def client_info(request: Request, proxies: Sequence[IPNetwork]) -> ClientInfo:

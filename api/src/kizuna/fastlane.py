@@ -13,11 +13,12 @@ from __future__ import annotations
 import structlog
 from pydantic import ValidationError
 from starlette.requests import cookie_parser
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kizuna.clientinfo import client_info_from
+from kizuna.clientinfo import client_info_of
 from kizuna.deps import SETTLED_FAILURE, Principal, access_token_from, principal_from_token
 from kizuna.liveness import SessionView
+from kizuna.middleware import read_body, replaying
 from kizuna.problems import internal_error, is_store_failure, store_unavailable
 from kizuna.routes.account import userinfo
 from kizuna.routes.auth import login_response, refresh_response
@@ -30,20 +31,26 @@ _MAX_BODIES = 4096
 _Answer = tuple[list[tuple[bytes, bytes]], bytes]
 
 
-def _bodiless_headers(scope: Scope, names: frozenset[bytes]) -> dict[str, str] | None:
-    """The first value of each wanted header (as Starlette's ``Headers.get`` reads it), or None
-    when the request carries a body: that is BodyLimit's to judge (413), not a lane's to skip."""
+_BODY = (b"content-length", b"transfer-encoding")
+
+
+def _headers(scope: Scope, names: frozenset[bytes]) -> dict[str, str]:
+    """The first value of each wanted header (as Starlette's ``Headers.get`` reads it); the
+    two that announce a body are always among them."""
     found: dict[str, str] = {}
     for key, value in scope["headers"]:
-        if key == b"transfer-encoding" or (key == b"content-length" and value != b"0"):
-            return None
         if key in names:
             found.setdefault(key.decode("latin-1"), value.decode("latin-1"))
     return found
 
 
-_USERINFO_HEADERS = frozenset((b"authorization", b"cookie"))
-_REFRESH_HEADERS = frozenset((b"cookie", b"x-forwarded-for", b"user-agent"))
+def _has_body(headers: dict[str, str]) -> bool:
+    """A request with a body is BodyLimit's to judge (413), not a bodiless lane's to skip."""
+    return "transfer-encoding" in headers or headers.get("content-length", "0") != "0"
+
+
+_USERINFO_HEADERS = frozenset((b"authorization", b"cookie", *_BODY))
+_REFRESH_HEADERS = frozenset((b"cookie", b"x-forwarded-for", b"user-agent", *_BODY))
 
 
 class UserinfoFastLane:
@@ -69,8 +76,8 @@ class UserinfoFastLane:
 
     async def _answer(self, scope: Scope) -> _Answer | None:
         """The 200 answer for a signed-in caller, else None (the app decides)."""
-        headers = _bodiless_headers(scope, _USERINFO_HEADERS)
-        if headers is None:
+        headers = _headers(scope, _USERINFO_HEADERS)
+        if _has_body(headers):
             return None
         try:
             services: Services = scope["app"].state.services
@@ -131,8 +138,8 @@ class RefreshFastLane:
         if scope["type"] != "http" or scope["path"] != REFRESH_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = _bodiless_headers(scope, _REFRESH_HEADERS)
-        if headers is None:
+        headers = _headers(scope, _REFRESH_HEADERS)
+        if _has_body(headers):
             await self.app(scope, receive, send)
             return
         try:
@@ -140,12 +147,7 @@ class RefreshFastLane:
             settings = services.settings
             cookie = headers.get("cookie")
             token = cookie_parser(cookie).get(settings.refresh_cookie) if cookie else None
-            client = client_info_from(
-                scope["client"][0] if scope.get("client") else "",
-                headers.get("x-forwarded-for"),
-                headers.get("user-agent", ""),
-                settings.trusted_proxies,
-            )
+            client = client_info_of(scope, headers, settings.trusted_proxies)
             response = await refresh_response(services, token or None, client)
         except Exception as exc:
             if not is_store_failure(exc):
@@ -159,9 +161,7 @@ class RefreshFastLane:
 
 
 LOGIN_PATH = "/auth/login"
-_LOGIN_HEADERS = frozenset(
-    (b"content-type", b"content-length", b"cookie", b"x-forwarded-for", b"user-agent")
-)
+_LOGIN_HEADERS = frozenset((b"content-type", b"cookie", b"x-forwarded-for", b"user-agent", *_BODY))
 
 
 class LoginFastLane:
@@ -182,31 +182,24 @@ class LoginFastLane:
         if scope["type"] != "http" or scope["path"] != LOGIN_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        headers = _declared_json(scope)
+        headers = _headers(scope, _LOGIN_HEADERS)
+        length = _declared_json_length(headers)
         try:
             services: Services = scope["app"].state.services
-            limit = services.settings.max_body_bytes
         except (KeyError, AttributeError):
-            headers = None
-        if headers is None or int(headers["content-length"]) > limit:
+            length = None  # not started: the app's own failure, whatever it is
+        if length is None or length > services.settings.max_body_bytes:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive, int(headers["content-length"]))
-        if body is None:  # the client went away, or sent more or less than it declared
-            await self.app(scope, _replaying(b"", receive), send)
-            return
+        # The server delivers no more than the declared length, which is within the limit.
+        body = await read_body(receive, most=length) or b""
         try:
             login = LoginBody.model_validate_json(body)
         except ValidationError:
-            await self.app(scope, _replaying(body, receive), send)
+            await self.app(scope, replaying(body, receive), send)
             return
         cookie = headers.get("cookie")
-        client = client_info_from(
-            scope["client"][0] if scope.get("client") else "",
-            headers.get("x-forwarded-for"),
-            headers.get("user-agent", ""),
-            services.settings.trusted_proxies,
-        )
+        client = client_info_of(scope, headers, services.settings.trusted_proxies)
         try:
             device = cookie_parser(cookie).get(services.settings.device_cookie) if cookie else None
             response = await login_response(services, login, device, client)
@@ -221,47 +214,10 @@ class LoginFastLane:
         await response(scope, receive, send)
 
 
-def _declared_json(scope: Scope) -> dict[str, str] | None:
-    """The wanted headers of a request that declares a JSON body by its length, else None."""
-    found: dict[str, str] = {}
-    for key, value in scope["headers"]:
-        if key == b"transfer-encoding":
-            return None
-        if key in _LOGIN_HEADERS:
-            found.setdefault(key.decode("latin-1"), value.decode("latin-1"))
-    media_type = found.get("content-type", "").partition(";")[0].strip().lower()
-    length = found.get("content-length", "")
-    if media_type != "application/json" or not length.isdigit():
+def _declared_json_length(headers: dict[str, str]) -> int | None:
+    """The body length a request declares for a JSON body, else None (no JSON, or chunked)."""
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    length = headers.get("content-length", "")
+    if media_type != "application/json" or "transfer-encoding" in headers:
         return None
-    return found
-
-
-async def _read_body(receive: Receive, length: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > length:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks) if size == length else None
-
-
-def _replaying(body: bytes, receive: Receive) -> Receive:
-    """``receive`` for the app behind a lane that has read the body already."""
-    given = False
-
-    async def replay() -> Message:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+    return int(length) if length.isdigit() else None

@@ -9,6 +9,39 @@ from kizuna.problems import problem_response
 _NO_STORE_PREFIXES = ("/auth/", "/api/")
 
 
+async def read_body(receive: Receive, *, most: int) -> bytes | None:
+    """The whole request body, or None once it exceeds ``most`` bytes. A client that goes
+    away leaves what it had sent."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > most:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for an app behind a layer that has read the body already."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class BodyLimit:
     """413 for bodies over the limit, declared or streamed, before any handler reads them."""
 
@@ -32,31 +65,11 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         # No length declared (chunked): read it all, within the limit, then replay it.
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._reject(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        body = await read_body(receive, most=self.max_bytes)
+        if body is None:
+            await self._reject(scope, receive, send)
+            return
+        await self.app(scope, replaying(body, receive), send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(413, "payload_too_large", "The request body is too large.")

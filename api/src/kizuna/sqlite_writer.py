@@ -144,13 +144,13 @@ class SQLiteWriter:
                 if batch[start].unit is not None:
                     while end < len(batch) and batch[end].unit is not None:
                         end += 1
-                outcomes.extend(self._run_run(batch[start:end]))
+                outcomes.extend(self._run_together(batch[start:end]))
                 start = end
             return outcomes
         finally:
             self._lock.release()
 
-    def _run_run(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
+    def _run_together(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
         if len(jobs) > 1:
             try:
                 units = [job.unit for job in jobs if job.unit is not None]
