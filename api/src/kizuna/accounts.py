@@ -105,7 +105,7 @@ async def authenticate(
     if retry_after is not None:
         log.warning("login_throttled", ip=client.ip, retry_after=retry_after)
         raise Throttled(retry_after)
-    user = await services.db.read(lambda db: user_store.get_by_email(db, email=email))
+    user = await services.db.read_core(lambda tx: user_store.find_by_email(tx, email=email))
     ok = await services.hasher.verify(password, user.password_hash if user else None)
     if not ok or user is None or user.disabled:
         await services.throttle.record_failure(email=email, ip=client.ip)

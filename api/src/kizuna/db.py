@@ -2,7 +2,8 @@
 
 A unit of work is a plain function run in one transaction, never on the event loop: over a
 SQLAlchemy ``Session`` with ``await db.write(work)`` / ``await db.read(work)``, or, for the hot
-paths, over Core statements only (a ``Tx``) with ``await db.write_core(work)``.
+paths, over Core statements only (a ``Tx``) with ``await db.write_core(work)`` /
+``await db.read_core(work)``.
 
 - SQLite: the work runs in a thread on a ``sqlite3`` connection, start to finish in one hop.
   Statement-by-statement async drivers cost a thread round trip per cursor call (26 for one
@@ -10,8 +11,9 @@ paths, over Core statements only (a ``Tx``) with ``await db.write_core(work)``.
   writes (``BEGIN IMMEDIATE``; WAL lets the reader threads go on meanwhile): several writers on
   one file only fight over its lock.
   A Core unit of work runs its statements straight on a ``sqlite3`` connection of the writer
-  thread (``kizuna.sqlite_direct``): SQLAlchemy's per-execution machinery cost a rotation more
-  than SQLite did.
+  thread, or of a reader thread (``kizuna.sqlite_direct``): SQLAlchemy's per-execution
+  machinery cost a rotation more than SQLite did, and a login's user lookup through a
+  ``Session`` held the GIL for about 0.4 ms, which page views served meanwhile waited for.
 - PostgreSQL: the same function runs through SQLAlchemy's asyncio extension
   (``AsyncSession.run_sync`` / ``AsyncConnection.run_sync``) on asyncpg, which is natively
   asynchronous.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, overload
@@ -149,6 +152,10 @@ class Database:
             self._readers = ThreadPoolExecutor(
                 max_workers=_READER_THREADS, thread_name_prefix="sqlite-reader"
             )
+            # Each reader thread's own connection for Core units of work, opened on first use.
+            self._reader_local = threading.local()
+            self._reader_connections: list[sqlite3.Connection] = []
+            self._reader_connections_lock = threading.Lock()
         else:
             self._async = create_async_engine(
                 url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10
@@ -179,14 +186,17 @@ class Database:
 
     # In the writer thread only:
 
+    def _connect_direct(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
+            _configure(connection)
+        except sqlite3.Error as exc:
+            raise sqlite_direct.translated(exc, None, None) from exc
+        return connection
+
     def _direct_connection(self) -> sqlite3.Connection:
         if self._direct is None:
-            try:
-                connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
-                _configure(connection)
-            except sqlite3.Error as exc:
-                raise sqlite_direct.translated(exc, None, None) from exc
-            self._direct = connection
+            self._direct = self._connect_direct()
         return self._direct
 
     def _run_direct(self, work: CoreWork[T]) -> T:
@@ -209,6 +219,27 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, _run, self._read_engine, work)
 
+    async def read_core(self, work: CoreWork[T]) -> T:
+        """Run a Core unit of work in one read transaction (one consistent snapshot). On
+        SQLite it runs in a reader thread, alongside the writer (WAL)."""
+        if self._async is not None:
+            async with self._async.begin() as connection:
+                result: T = await connection.run_sync(lambda sync: work(_ConnectionTx(sync)))
+            return result
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_direct, work)
+
+    # In a reader thread only:
+
+    def _read_direct(self, work: CoreWork[T]) -> T:
+        connection: sqlite3.Connection | None = getattr(self._reader_local, "connection", None)
+        if connection is None:
+            connection = self._connect_direct()
+            with self._reader_connections_lock:
+                self._reader_connections.append(connection)
+            self._reader_local.connection = connection
+        return sqlite_direct.run(connection, self._statements, work, write=False)
+
     async def _run_async(self, work: Work[T]) -> T:
         assert self._async is not None
         async with AsyncSession(self._async, expire_on_commit=False) as session, session.begin():
@@ -221,4 +252,9 @@ class Database:
         await self._writer.close()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._readers, self._read_engine.dispose)
-        self._readers.shutdown(wait=False)
+        # Waits for reads still running before their connections close (off the loop).
+        await asyncio.to_thread(self._readers.shutdown, wait=True)
+        with self._reader_connections_lock:
+            for connection in self._reader_connections:
+                connection.close()
+            self._reader_connections.clear()

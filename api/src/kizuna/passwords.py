@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
-import os
 import secrets
-import threading
-import time
 import unicodedata
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from importlib import resources
-from typing import TypeVar
+from typing import Any
 
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
-
-T = TypeVar("T")
+from kizuna.hashing_process import HashingProcess, HashingProcessDied, Slots
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128  # NIST 800-63B: allow at least 64; a bound keeps hashing cost bounded
@@ -58,95 +47,48 @@ def check_policy(password: str, *, email: str | None = None) -> None:
 
 # -- hashing, in processes of its own ------------------------------------------------------
 
-_child_hasher: PasswordHash | None = None
-
-
-def _start_child() -> None:
-    """In each hashing process: argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane),
-    at the lowest priority, so that request handling always comes first. (SCHED_IDLE was
-    measured too: no better for page views, and it can starve logins on a busy machine.)"""
-    global _child_hasher
-    threading.Thread(target=_exit_with, args=(os.getppid(),), daemon=True).start()
-    _child_hasher = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19_456, parallelism=1),))
-    # Not Linux, or not allowed: run at normal priority.
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, 0, 19)
-
-
-def _exit_with(parent: int) -> None:
-    """A hashing process ends with its server, even one killed outright (SIGKILL runs no exit
-    hook to stop the pool): its parent changes when the server is gone."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
-
-
-def _hash_in_child(password: str) -> str:
-    assert _child_hasher is not None
-    return _child_hasher.hash(password)
-
-
-def _verify_in_child(password: str, stored: str) -> bool:
-    assert _child_hasher is not None
-    try:
-        return _child_hasher.verify(password, stored)
-    except Exception:  # a corrupt stored hash is a failed login, not a 500
-        return False
-
-
-_pools: dict[int, ProcessPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _pool(concurrency: int) -> ProcessPoolExecutor:
-    """One pool of hashing processes per server process and size, started on first use and
-    ended with the process (the executor's own exit hook)."""
-    with _pools_lock:
-        pool = _pools.get(concurrency)
-        if pool is None:
-            pool = ProcessPoolExecutor(
-                max_workers=concurrency,
-                # Not fork: this process has threads (the store's), and a fork copies their locks.
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_child,
-            )
-            _pools[concurrency] = pool
-        return pool
-
-
-def _discard(pool: ProcessPoolExecutor) -> None:
-    with _pools_lock:
-        for size, known in list(_pools.items()):
-            if known is pool:
-                del _pools[size]
-    pool.shutdown(wait=False, cancel_futures=True)
-
 
 class PasswordHasher:
-    """Hashing in processes of its own (``hash_concurrency`` of them): it never runs on the
-    event loop and never holds this process's GIL. Measured on the bench's burst of logins:
-    hashing threads at nice 19 inside the server made page views wait for the GIL whenever
-    the scheduler paused a hashing thread that held it (a priority inversion)."""
+    """Hashing in processes of its own (``concurrency`` of them per server process, at most
+    ``slots.count`` hashing at once on the machine; see ``kizuna.hashing_process``): it never
+    runs on the event loop and never holds this process's GIL. Measured on the bench's burst
+    of logins: hashing threads at nice 19 inside the server made page views wait for the GIL
+    whenever the scheduler paused a hashing thread that held it (a priority inversion)."""
 
-    def __init__(self, *, concurrency: int) -> None:
+    def __init__(self, *, concurrency: int, slots: Slots) -> None:
         self._concurrency = concurrency
+        self._slots = slots
+        self._processes: list[HashingProcess] = []
+        self._starting = asyncio.Lock()
         self._dummy: str | None = None
 
-    async def _in_child(self, function: Callable[..., T], *args: str) -> T:
-        loop = asyncio.get_running_loop()
+    async def _process(self) -> HashingProcess:
+        """The least busy hashing process; dead ones are replaced, missing ones started."""
+        live = [p for p in self._processes if not p.dead]
+        if len(live) < self._concurrency and (not live or min(p.waiting for p in live) > 0):
+            async with self._starting:
+                live = [p for p in self._processes if not p.dead]
+                if len(live) < self._concurrency:
+                    for gone in (p for p in self._processes if p.dead):
+                        await gone.close()
+                    live.append(await HashingProcess.start(self._slots))
+                    self._processes = live
+        return min(live, key=lambda p: p.waiting)
+
+    async def _call(self, request: dict[str, str]) -> Any:
         for attempt in (1, 2):
-            pool = _pool(self._concurrency)
             try:
-                return await loop.run_in_executor(pool, function, *args)
-            except BrokenProcessPool:
-                # A hashing process died (killed, out of memory): start afresh, once.
-                _discard(pool)
+                return await (await self._process()).call(request)
+            except HashingProcessDied:
+                # Killed, out of memory: a new process takes over, once.
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     async def hash(self, password: str) -> str:
-        return await self._in_child(_hash_in_child, password)
+        value = await self._call({"op": "hash", "password": password})
+        assert isinstance(value, str)
+        return value
 
     async def verify(self, password: str, stored: str | None) -> bool:
         """Verify against ``stored``; with no stored hash (unknown account) verify against a
@@ -156,12 +98,20 @@ class PasswordHasher:
                 self._dummy = await self.hash(secrets.token_urlsafe(24))
             stored = self._dummy
             password = password + "\x00never"
-        return await self._in_child(_verify_in_child, password, stored)
+        return await self._call({"op": "verify", "password": password, "stored": stored}) is True
 
     async def warm_up(self) -> None:
         """Start the hashing processes now rather than on the first login."""
+        async with self._starting:
+            while len(self._processes) < self._concurrency:
+                self._processes.append(await HashingProcess.start(self._slots))
         if self._dummy is None:
             self._dummy = await self.hash(secrets.token_urlsafe(24))
 
-    def close(self) -> None:
-        """Nothing to do: the hashing processes serve the whole process and end with it."""
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._processes if not p.dead]
+
+    async def close(self) -> None:
+        processes, self._processes = self._processes, []
+        await asyncio.gather(*(p.close() for p in processes))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from kizuna.cookies import CookieJar
 from kizuna.db import Database
+from kizuna.hashing_process import Slots, default_slots
 from kizuna.keys import KeyRing
 from kizuna.liveness import SessionDirectory
 from kizuna.passwords import PasswordHasher
@@ -30,7 +31,7 @@ class Services:
     cookies: CookieJar
 
     async def close(self) -> None:
-        self.hasher.close()
+        await self.hasher.close()
         await self.db.dispose()
 
 
@@ -74,7 +75,10 @@ def build(settings: Settings) -> Services:
             leeway=settings.clock_leeway,
         ),
         refresh=RefreshTokens(keyring, issuer=settings.issuer, leeway=settings.clock_leeway),
-        hasher=PasswordHasher(concurrency=settings.hash_concurrency),
+        hasher=PasswordHasher(
+            concurrency=settings.hash_concurrency,
+            slots=Slots(settings.data_dir, settings.hash_cores or default_slots()),
+        ),
         throttle=LoginThrottle(settings),
         directory=SessionDirectory(db, ttl=settings.session_cache_ttl),
         cookies=CookieJar(settings),

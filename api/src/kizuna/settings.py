@@ -58,8 +58,12 @@ class Settings(BaseSettings):
     login_fail_per_account: int = Field(10, ge=1)
     login_fail_per_ip: int = Field(100, ge=1)
 
-    # Threads that hash passwords; kept below the core count so the event loop keeps a core.
+    # Hashing processes per server process (worker).
     hash_concurrency: int = Field(1, ge=1, le=64)
+    # Cores given to password hashing, over all workers: hashing runs only on the last N of
+    # the cores the server may use, at most N hashes at once (lock files in the data dir).
+    # Unset: all but one, at least one, so that request handling keeps a core to itself.
+    hash_cores: int | None = Field(None, ge=1, le=1024)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # How long a session's liveness may be cached per process; bounds revocation latency.
     session_cache_ttl: float = Field(0.5, ge=0.0, le=1.0)

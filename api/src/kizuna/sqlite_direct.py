@@ -14,6 +14,7 @@ on each call's values, so there is nothing to compile once.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -82,16 +83,19 @@ class Statements:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self._cache: dict[int, tuple[Executable, _Compiled]] = {}
+        # Shared by the reader threads: a hit is one dict lookup, a miss changes the cache.
+        self._misses = threading.Lock()
 
     def get(self, statement: Executable) -> _Compiled:
         hit = self._cache.get(id(statement))
         if hit is not None and hit[0] is statement:
             return hit[1]
         compiled = _compile(statement, self.dialect)
-        if len(self._cache) >= _CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]
-        # The entry holds the statement, so its id cannot be reused while it is cached.
-        self._cache[id(statement)] = (statement, compiled)
+        with self._misses:
+            if len(self._cache) >= _CACHE_SIZE:
+                del self._cache[next(iter(self._cache))]
+            # The entry holds the statement, so its id cannot be reused while it is cached.
+            self._cache[id(statement)] = (statement, compiled)
         return compiled
 
 
@@ -142,13 +146,17 @@ def run(
     connection: sqlite3.Connection,
     statements: Statements,
     work: Callable[[DirectTx], T],
+    *,
+    write: bool = True,
 ) -> T:
-    """``work`` in one write transaction (``BEGIN IMMEDIATE``): committed when it returns,
-    rolled back when it raises."""
+    """``work`` in one transaction: committed when it returns, rolled back when it raises.
+    A write transaction takes the write lock up front (``BEGIN IMMEDIATE``); a read one
+    (``BEGIN``) sees one snapshot of the file and never waits for the writer (WAL)."""
+    begin = "BEGIN IMMEDIATE" if write else "BEGIN"
     try:
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(begin)
     except sqlite3.Error as exc:
-        raise translated(exc, "BEGIN IMMEDIATE", None) from exc
+        raise translated(exc, begin, None) from exc
     try:
         result = work(DirectTx(connection, statements))
         connection.execute("COMMIT")

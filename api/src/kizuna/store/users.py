@@ -3,12 +3,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
+from kizuna.db import Tx
 from kizuna.models import User
+
+_u = cast(Table, User.__table__)
 
 
 class EmailTaken(Exception):
@@ -22,6 +26,17 @@ def normalize_email(email: str) -> str:
 def get_by_email(db: DB, *, email: str) -> User | None:
     result = db.execute(select(User).where(User.email == normalize_email(email)))
     return result.scalar_one_or_none()
+
+
+_FIELDS = tuple(column.key for column in _u.columns)
+_BY_EMAIL = select(*_u.columns).where(_u.c.email == bindparam("b_email"))
+
+
+def find_by_email(tx: Tx, *, email: str) -> User | None:
+    """``get_by_email`` as one Core statement (a login's lookup): the user comes back as a
+    detached ``User``, built from the row without a ``Session``."""
+    row = tx.execute(_BY_EMAIL, {"b_email": normalize_email(email)}).first()
+    return None if row is None else User(**dict(zip(_FIELDS, row, strict=True)))
 
 
 def get(db: DB, *, user_id: str) -> User | None:
