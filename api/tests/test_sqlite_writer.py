@@ -1,4 +1,4 @@
-"""The embedded store's write path: Core statements run straight on sqlite3 give exactly what
+"""The embedded store's direct paths: Core statements run straight on sqlite3 give exactly what
 SQLAlchemy gives, and the writer thread's groups behave as if each unit of work had its own
 transaction."""
 
@@ -15,10 +15,11 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from kizuna.db import Database, Tx, tx_of
-from kizuna.models import SecurityEvent, Session
+from kizuna.models import SecurityEvent, Session, User
 from kizuna.problems import is_store_failure
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
+from kizuna.store import users as user_store
 from tests.conftest import Harness
 
 
@@ -90,6 +91,57 @@ async def test_direct_errors_are_sqlalchemys_and_roll_back(harness: Harness) -> 
     try:
         with pytest.raises((OperationalError, OSError)) as caught:
             await broken.write_core(lambda tx: token_store.current(tx, session_id="x"))
+        assert is_store_failure(caught.value)
+    finally:
+        await broken.dispose()
+
+
+EMAIL = "ada@example.com"  # the harness's user
+
+
+async def test_core_reads_answer_as_the_orm_and_never_wait_for_the_writer(
+    harness: Harness,
+) -> None:
+    """A login's user lookup: the same user as through a Session, from a reader thread's own
+    connection, while the writer sits in an open write transaction (WAL)."""
+    db = harness.services.db
+    await harness.user()
+    email = EMAIL.upper()  # looked up normalised, as the ORM query does
+    via_orm = await db.read(lambda s: user_store.get_by_email(s, email=email))
+    direct = await db.read_core(lambda tx: user_store.find_by_email(tx, email=email))
+    assert via_orm is not None and direct is not None
+    columns = ("id", "email", "name", "password_hash", "roles", "disabled", "created_at")
+    assert [getattr(direct, c) for c in columns] == [getattr(via_orm, c) for c in columns]
+    assert direct.created_at.tzinfo is UTC
+    assert await db.read_core(lambda tx: user_store.find_by_email(tx, email="no@one.test")) is None
+
+    inside, release = threading.Event(), threading.Event()
+    users = cast(Table, User.__table__)
+
+    def slow_write(tx: Tx) -> None:
+        tx.execute(update(users).where(users.c.email == EMAIL).values(name="Renamed"))
+        inside.set()
+        release.wait(10)
+
+    writing = asyncio.ensure_future(db.write_core(slow_write))
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        seen = await asyncio.wait_for(
+            db.read_core(lambda tx: user_store.find_by_email(tx, email=EMAIL)), 5
+        )
+        assert seen is not None and seen.name == via_orm.name  # the last committed state
+    finally:
+        release.set()
+        await writing
+    renamed = await db.read_core(lambda tx: user_store.find_by_email(tx, email=EMAIL))
+    assert renamed is not None and renamed.name == "Renamed"
+
+
+async def test_core_read_errors_are_sqlalchemys(harness: Harness) -> None:
+    broken = Database(f"sqlite+aiosqlite:///{harness.services.settings.data_dir}/no/such.db")
+    try:
+        with pytest.raises((OperationalError, OSError)) as caught:
+            await broken.read_core(lambda tx: user_store.find_by_email(tx, email="a@b.test"))
         assert is_store_failure(caught.value)
     finally:
         await broken.dispose()

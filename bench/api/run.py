@@ -411,11 +411,12 @@ def run_workers(workers: int, args: argparse.Namespace, rows: list[Row]) -> None
             )
             progress(rows[-2:])
 
-        def paced_phase(name: str) -> dict[str, Any]:
+        def paced_phases() -> dict[str, Any]:
             result = loadgen(
                 {
                     "op": "burst",
-                    "phases": [name],
+                    "phases": ["idle", "burst"],
+                    "rounds": args.burst_rounds,
                     "host": HOST,
                     "port": servers["kizuna"].port,
                     "clients": args.burst_clients,
@@ -431,12 +432,12 @@ def run_workers(workers: int, args: argparse.Namespace, rows: list[Row]) -> None
                     },
                 }
             )
-            phase: dict[str, Any] = result[name]
-            phase["other_cpu"] = result["other_cpu"]
-            return phase
+            for name in ("idle", "burst"):
+                result[name]["other_cpu"] = result["other_cpu"]
+            return result
 
-        idle = patiently(lambda: paced_phase("idle"))
-        busy = patiently(lambda: paced_phase("burst"))
+        phases = patiently(paced_phases)
+        idle, busy = phases["idle"], phases["burst"]
         paced = f"{args.burst_clients} @ {args.burst_rate:g}/s"
         rows.append(Row("userinfo, idle (paced)", workers, paced, idle))
         ratio = busy["p99_ms"] / idle["p99_ms"] if idle["p99_ms"] and busy["p99_ms"] else None
@@ -506,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-logins", type=int, default=16, help="concurrent login clients")
     parser.add_argument("--burst-max", type=int, default=1000, help="most logins per burst")
     parser.add_argument(
+        "--burst-rounds", type=int, default=3, help="idle and burst phases alternate this often"
+    )
+    parser.add_argument(
         "--quiet-wait",
         type=float,
         default=10.0,
@@ -528,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workers, args.clients = "1", "16"
         args.duration, args.warmup = 1.5, 0.5
         args.burst_clients, args.burst_rate, args.burst_logins = 8, 200.0, 4
+        args.burst_rounds = 1
         args.quiet_wait, args.retries = min(args.quiet_wait, 2.0), 0
     PATIENCE.wait, PATIENCE.retries = args.quiet_wait, args.retries
     PATIENCE.until = time.monotonic() + args.budget

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.base import Executable
 
 from kizuna import sqlite_direct
-from kizuna.sqlite_writer import SQLiteWriter, WriterLock
+from kizuna.sqlite_writer import SQLiteWriter, WriterLock, make_way
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -238,6 +238,7 @@ class Database:
             with self._reader_connections_lock:
                 self._reader_connections.append(connection)
             self._reader_local.connection = connection
+        make_way()  # see sqlite_writer.make_way: this thread has just woken up
         return sqlite_direct.run(connection, self._statements, work, write=False)
 
     async def _run_async(self, work: Work[T]) -> T:
