@@ -45,6 +45,8 @@ def serve(
     """Run the API server."""
     import uvicorn
 
+    from kizuna import serving
+
     settings = load_settings()
     if settings.is_sqlite and workers > 1:
         typer.echo(
@@ -52,16 +54,18 @@ def serve(
             "Use PostgreSQL to scale writes.",
             err=True,
         )
+    if workers > 1 and serving.reuse_port_supported():
+        try:
+            serving.serve(host=host, port=port, workers=workers, log_level=settings.log_level)
+        except serving.ServeError as exc:
+            raise _fail(str(exc)) from None
+        return
     uvicorn.run(
-        "kizuna.app:create_app",
-        factory=True,
+        serving.APP,
         host=host,
         port=port,
         workers=workers,
-        access_log=False,
-        proxy_headers=False,  # X-Forwarded-For is judged by KIZUNA_TRUSTED_PROXIES instead
-        server_header=False,
-        log_level=settings.log_level,
+        **serving.uvicorn_options(settings.log_level),
     )
 
 
