@@ -97,8 +97,12 @@ def server(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], int]]:
         yield proc, port
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+            proc.terminate()
+            try:
+                proc.wait(40)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 def test_connections_are_spread_over_the_workers(
@@ -137,6 +141,22 @@ def test_a_second_server_on_the_address_is_refused(
         other = serve(env, taken.getsockname()[1])
         _, err = other.communicate(timeout=30)
     assert other.returncode == 1 and "cannot listen on" in err
+
+
+def test_workers_end_with_a_killed_supervisor(
+    server: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, port = server
+    workers = workers_of(proc.pid)
+    assert len(workers) == 2
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait(10)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.2)
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))
 
 
 def test_a_dead_worker_is_replaced_and_sigterm_ends_all(

@@ -17,7 +17,9 @@ SIGTERM or SIGINT, and gives up if workers keep dying as they start.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -31,6 +33,7 @@ APP = "kizuna.app:create_app"
 _STOP_GRACE = 30.0  # seconds a worker has to finish its requests before it is killed
 _EARLY_DEATH = 10.0  # a worker that dies this soon after its start did not start
 _EARLY_DEATHS_ALLOWED = 3
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class ServeError(RuntimeError):
@@ -67,9 +70,19 @@ def _socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, log_level: str) -> None:
+def _end_with(parent: int) -> None:
+    """SIGTERM this worker when its supervisor dies, even killed outright (SIGKILL runs no
+    handler that could stop the workers); then uvicorn shuts down as on any SIGTERM."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(host: str, port: int, log_level: str, supervisor: int) -> None:
     import uvicorn
 
+    _end_with(supervisor)
     sock = _socket(host, port)
     sock.listen(2048)
     config = uvicorn.Config(APP, host=host, port=port, **uvicorn_options(log_level))
@@ -105,7 +118,10 @@ def serve(*, host: str, port: int, workers: int, log_level: str) -> None:
 
     def start() -> tuple[BaseProcess, float]:
         process = context.Process(
-            target=_worker, args=(host, port, log_level), name="kizuna-worker", daemon=False
+            target=_worker,
+            args=(host, port, log_level, os.getpid()),
+            name="kizuna-worker",
+            daemon=False,
         )
         process.start()
         return process, time.monotonic()
