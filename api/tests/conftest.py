@@ -103,6 +103,19 @@ def free_port() -> int:
         return port
 
 
+def wait_ready(base_url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Until ``kizuna serve`` answers /readyz; fails if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(base_url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.1)
+
+
 class LiveServer:
     def __init__(self, base_url: str, env: dict[str, str]) -> None:
         self.base_url = base_url

@@ -6,13 +6,12 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 
 from kizuna.settings import Settings
-from tests.conftest import PASSWORD, Harness, free_port
+from tests.conftest import PASSWORD, Harness, free_port, wait_ready
 from tests.test_rotation import cookie_value, count_records, refresh_with
 
 
@@ -81,15 +80,7 @@ def test_two_workers_racing_one_token_on_postgres(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_ready(base, proc)
 
         async def race() -> tuple[list[httpx.Response], str]:
             async with httpx.AsyncClient(base_url=base) as client:

@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kizuna.serving import reuse_port_supported
 from kizuna.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_ready
 
 pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="Linux SO_REUSEPORT only")
 
@@ -30,18 +29,6 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
 
 
 def workers_of(supervisor: int) -> set[int]:
