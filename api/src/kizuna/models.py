@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -105,3 +115,34 @@ class SecurityEvent(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# SQLite gives an INTEGER PRIMARY KEY rowid semantics; BIGINT elsewhere.
+_Serial = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Change(Base):
+    """The change feed: one row per revoked session or changed user, numbered by the store in
+    commit order (see ``store/changes.py``). Session caches (and other services) follow it by
+    number, never by wall-clock time."""
+
+    __tablename__ = "changes"
+
+    seq: Mapped[int] = mapped_column(_Serial, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "session" or "user"
+    key: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+
+class ThrottleHit(Base):
+    """One counted attempt in a throttling bucket (``kizuna.throttle``)."""
+
+    __tablename__ = "throttle_hits"
+
+    id: Mapped[int] = mapped_column(_Serial, primary_key=True, autoincrement=True)
+    bucket: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_throttle_hits_bucket_at", "bucket", "at"),)

@@ -12,7 +12,7 @@ from kizuna import accounts
 from kizuna.clock import iso, utcnow
 from kizuna.deps import AdminDep, ServicesDep
 from kizuna.models import User
-from kizuna.problems import Problem
+from kizuna.problems import Problem, problem_responses
 from kizuna.schemas import AdminUserOut, AdminUserPatch
 from kizuna.store import users as user_store
 
@@ -38,7 +38,9 @@ async def list_users(_admin: AdminDep, services: ServicesDep) -> list[AdminUserO
     return [_out(user) for user in users]
 
 
-@router.patch("/users/{user_id}", response_model=AdminUserOut)
+@router.patch(
+    "/users/{user_id}", response_model=AdminUserOut, responses=problem_responses(404, 422)
+)
 async def update_user(
     user_id: str, body: AdminUserPatch, admin: AdminDep, services: ServicesDep
 ) -> AdminUserOut:
@@ -47,14 +49,11 @@ async def update_user(
         raise Problem(422, "validation_error", "Roles are lower-case words.")
 
     def work(db: Session) -> AdminUserOut:
-        user = user_store.get(db, user_id=user_id)
+        user = user_store.update(
+            db, user_id=user_id, now=utcnow(), roles=roles, disabled=body.disabled
+        )
         if user is None:
             raise Problem(404, "not_found", "No such user.")
-        if roles is not None:
-            user.roles = roles
-        if body.disabled is not None:
-            user.disabled = body.disabled
-        user.updated_at = utcnow()  # other processes' session caches look for this
         return _out(user)
 
     out = await services.db.write(work)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session as DB
 from kizuna.clock import utc_seconds
 from kizuna.db import Tx
 from kizuna.models import RefreshToken, SecurityEvent, Session, User
+from kizuna.store import changes
 
 _s = cast(Table, Session.__table__)
 _rt = cast(Table, RefreshToken.__table__)
@@ -88,6 +89,7 @@ def revoke(tx: Tx, *, session_ids: Sequence[str], reason: str, now: datetime) ->
         if tx.execute(_REVOKE_SESSION, values).rowcount == 1:
             revoked.append(session_id)
         tx.execute(_REVOKE_TOKENS, values)
+    changes.add(tx, kind="session", keys=revoked, now=now)
     return revoked
 
 
@@ -167,8 +169,3 @@ def record_event(
             "b_detail": detail or {},
         },
     )
-
-
-def revoked_since(db: DB, *, since: datetime) -> list[tuple[str, datetime]]:
-    rows = db.execute(select(Session.id, Session.revoked_at).where(Session.revoked_at >= since))
-    return [(row[0], row[1]) for row in rows if row[1] is not None]

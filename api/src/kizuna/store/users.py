@@ -9,8 +9,9 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DB
 
-from kizuna.db import Tx
+from kizuna.db import Tx, tx_of
 from kizuna.models import User
+from kizuna.store import changes
 
 _u = cast(Table, User.__table__)
 
@@ -76,6 +77,23 @@ def list_all(db: DB) -> Sequence[User]:
     return result.scalars().all()
 
 
-def changed_since(db: DB, *, since: datetime) -> list[tuple[str, datetime]]:
-    rows = db.execute(select(User.id, User.updated_at).where(User.updated_at >= since))
-    return [(row[0], row[1]) for row in rows]
+def update(
+    db: DB,
+    *,
+    user_id: str,
+    now: datetime,
+    roles: Sequence[str] | None = None,
+    disabled: bool | None = None,
+) -> User | None:
+    """Change roles and/or the disabled flag; every process's session cache hears of it
+    through the change feed. None if there is no such user."""
+    user = db.get(User, user_id)
+    if user is None:
+        return None
+    if roles is not None:
+        user.roles = sorted(set(roles))
+    if disabled is not None:
+        user.disabled = disabled
+    user.updated_at = now
+    changes.add(tx_of(db), kind="user", keys=[user_id], now=now)
+    return user
