@@ -17,6 +17,8 @@ export const API = `http://127.0.0.1:${API_PORT}`;
 export const OTHER = `http://127.0.0.1:${OTHER_PORT}`;
 export const ACCESS_TTL = Number(process.env.E2E_ACCESS_TTL ?? 6);
 export const REFRESH_GRACE = Number(process.env.E2E_REFRESH_GRACE ?? 2);
+/** Failed logins per client address per window (the API's KIZUNA_LOGIN_FAIL_PER_IP). */
+export const LOGIN_FAIL_PER_IP = 20;
 export const KIZUNA = process.env.KIZUNA_BIN ?? path.join(ROOT, ".venv", "bin", "kizuna");
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const ADMIN = { email: "e2e-admin@example.com", password: "e2e admin passphrase 1", name: "E2E Admin" };

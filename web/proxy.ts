@@ -1,13 +1,15 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { config as webConfig } from "./lib/config";
-import { createNonce, pageCsp, problem } from "./lib/headers";
+import { refuseCrossSite, withDeploymentHeaders } from "./lib/handlers";
+import { createNonce, methodNotAllowed, pageCsp } from "./lib/headers";
 import { verifyAccessToken } from "./lib/jwks";
+import { ALLOW, ALLOWED_METHODS } from "./lib/methods";
 import { refreshPath } from "./lib/next-path";
-import { expectedOrigins, isSameOrigin } from "./lib/origin";
 
 // Runs before every page (see `config.matcher`: not /auth/*, static assets or
-// prefetches). Three jobs:
-//  1. every state-changing request must come from our own pages (403);
+// prefetches). Three jobs, and the deployment's headers (HSTS) on whatever it
+// answers:
+//  1. every state-changing request must come from our own pages (403, logged);
 //  2. a per-request CSP nonce for the page's scripts;
 //  3. the access cookie is verified locally against the cached JWKS; a page
 //     navigation without a valid one (missing, bad or expired) goes to
@@ -18,13 +20,17 @@ import { expectedOrigins, isSameOrigin } from "./lib/origin";
 const PUBLIC_PAGES = new Set(["/login"]);
 
 export async function proxy(request: NextRequest): Promise<Response> {
+  return withDeploymentHeaders(await handle(request));
+}
+
+async function handle(request: NextRequest): Promise<Response> {
   const c = webConfig();
-  if (request.method !== "GET" && request.method !== "HEAD") {
-    if (!isSameOrigin(request.headers, expectedOrigins(request.headers, c.publicOrigins))) {
-      return problem(403, "forbidden_origin", "Cross-site request refused");
-    }
+  // lib/request-gate.ts already sent other methods to the 405 handler; this
+  // covers requests that arrived before it was installed.
+  if (!ALLOWED_METHODS.has(request.method)) return methodNotAllowed(ALLOW);
+  if (request.method === "POST") {
     // Route handlers and pages check the session themselves on a POST.
-    return NextResponse.next();
+    return refuseCrossSite(request) ?? NextResponse.next();
   }
 
   const { pathname, search } = request.nextUrl;

@@ -164,18 +164,20 @@ async def test_errors_never_leak_internals(harness: Harness) -> None:
 
 @asynccontextmanager
 async def store_down(harness: Harness, tmp_path: Path) -> AsyncIterator[None]:
-    """Every path to the store (the services' and the session directory's) goes to a SQLite
-    file in a directory that does not exist."""
+    """Every path to the store (the services', the session directory's, the throttle's) goes
+    to a SQLite file in a directory that does not exist."""
     services = harness.services
     real = services.db
     broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
     services.db = broken
     services.directory.db = broken
+    services.throttle.db = broken
     try:
         yield
     finally:
         services.db = real
         services.directory.db = real
+        services.throttle.db = real
         await broken.dispose()
 
 

@@ -16,6 +16,7 @@ from kizuna.clock import utcnow
 from kizuna.db import Database
 from kizuna.models import RefreshToken, SecurityEvent, Session
 from kizuna.settings import Settings
+from kizuna.store import sessions as session_store
 from tests.conftest import PASSWORD, Harness, LiveServer
 
 REFRESH_COOKIE_PATH = "/auth/refresh"
@@ -324,17 +325,15 @@ async def test_reuse_after_grace_revokes_the_family(grace1: Harness) -> None:
 
 
 async def test_access_tokens_of_a_revoked_session_stop_within_a_second(harness: Harness) -> None:
-    """Another process revokes (here: a write straight to the store, not through this app's
-    cache); this process must notice within a second."""
+    """Another process revokes (here: through the store, not through this app's cache);
+    this process must notice within a second."""
     await harness.user()
     async with harness.client() as client:
         login = await harness.login(client)
         assert (await client.get("/api/userinfo")).status_code == 200
-        await harness.services.db.write(
-            lambda db: db.execute(
-                update(Session)
-                .where(Session.id == login.json()["session_id"])
-                .values(revoked_at=utcnow(), revoke_reason="test")
+        await harness.services.db.write_core(
+            lambda tx: session_store.revoke(
+                tx, session_ids=[login.json()["session_id"]], reason="test", now=utcnow()
             )
         )
         started = time.monotonic()

@@ -1,10 +1,13 @@
 import "server-only";
+import { clientAddress } from "./client-address";
 import { config } from "./config";
 import { pickCookies } from "./cookies";
 
 // Server-to-server calls to the API (contract §1): the browser never talks
 // to it. Each call carries what the API needs of the browser's request: its
-// session cookies, its User-Agent and its address in X-Forwarded-For.
+// session cookies, its User-Agent and its address in X-Forwarded-For (the
+// only forwarding header sent; a browser's own X-Forwarded-For, Forwarded or
+// X-Real-IP never reaches the API, which believes what the web tier says).
 
 export interface Problem {
   status: number;
@@ -28,19 +31,16 @@ export interface ClientInfo {
 }
 
 /**
- * What to forward of the browser's request. X-Forwarded-For: the right-most
- * entry is the address our nearest hop saw (the load balancer, or Next.js
- * itself from the socket when there is none); entries left of it were written
- * by the client and prove nothing, so they are not passed on.
+ * What to forward of the browser's request. The address is the socket's
+ * peer, or what our trusted load balancers say (lib/client-address.ts); when
+ * unknown, none is sent and the API counts the web tier's own address.
  */
 export function clientInfo(h: Headers): ClientInfo {
   const c = config();
-  const xff = h.get("x-forwarded-for");
-  const last = xff?.split(",").map((s) => s.trim()).filter(Boolean).pop() ?? null;
   return {
     cookie: pickCookies(h.get("cookie"), [c.accessCookie, c.refreshCookie, c.deviceCookie]),
     userAgent: h.get("user-agent"),
-    forwardedFor: last,
+    forwardedFor: clientAddress(h, c.trustedProxies),
   };
 }
 

@@ -1,4 +1,5 @@
 import "server-only";
+import { parseNetworks, type IpNetwork } from "./ip-networks";
 
 // Runtime configuration of the web tier. Read from the environment of the
 // `next start` process (not inlined at build time), so one build serves any
@@ -13,7 +14,13 @@ export interface WebConfig {
   deviceCookie: string;
   refreshCookiePath: string;
   publicOrigins: string[];
+  /** Load balancers whose X-Forwarded-* headers are believed (default: nobody). */
+  trustedProxies: IpNetwork[];
+  /** Strict-Transport-Security value, or null when the public origin is not https. */
+  hsts: string | null;
 }
+
+const HSTS = /^max-age=\d{1,9}(\s*;\s*includeSubDomains)?(\s*;\s*preload)?$/i;
 
 function list(value: string | undefined, fallback: string[]): string[] {
   if (!value) return fallback;
@@ -33,6 +40,19 @@ export function config(): WebConfig {
       throw new Error(`KIZUNA_ACCESS_TOKEN_ALGORITHMS: ${alg} is not an allowed algorithm`);
     }
   }
+  const publicOrigins = list(env.KIZUNA_PUBLIC_ORIGIN, []).map((o) => o.replace(/\/+$/, ""));
+  let trustedProxies: IpNetwork[];
+  try {
+    trustedProxies = parseNetworks(env.KIZUNA_TRUSTED_PROXIES);
+  } catch (err) {
+    throw new Error(`KIZUNA_TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
+  // HSTS only means something on https (browsers ignore it on http); one
+  // value, so a deployment can add includeSubDomains or preload knowingly.
+  const hsts = (env.KIZUNA_HSTS ?? "max-age=31536000").trim();
+  if (hsts !== "off" && !HSTS.test(hsts)) {
+    throw new Error(`KIZUNA_HSTS: ${hsts} is not "max-age=N[; includeSubDomains][; preload]" or "off"`);
+  }
   cached = {
     apiUrl: (env.KIZUNA_API_URL || "http://127.0.0.1:8000").replace(/\/+$/, ""),
     issuer: env.KIZUNA_ISSUER || "kizuna",
@@ -44,7 +64,10 @@ export function config(): WebConfig {
     refreshCookiePath: "/auth/refresh",
     // Optional: the public origin(s) behind the load balancer, e.g.
     // https://example.com. Unset, the origin is taken from the Host header.
-    publicOrigins: list(env.KIZUNA_PUBLIC_ORIGIN, []).map((o) => o.replace(/\/+$/, "")),
+    publicOrigins,
+    // Comma-separated IPs/CIDRs of the load balancers in front of us.
+    trustedProxies,
+    hsts: hsts !== "off" && publicOrigins.some((o) => o.startsWith("https://")) ? hsts : null,
   };
   return cached;
 }

@@ -1,16 +1,48 @@
 import "server-only";
+import { clientAddress, fromTrustedProxy } from "./client-address";
 import { config } from "./config";
 import { deletesCookie, deletionCookies, relaySetCookies, setCookieValue } from "./cookies";
 import { problem } from "./headers";
 import { expectedOrigins, isSameOrigin } from "./origin";
+import { logSecurityEvent } from "./security-log";
 
-// Shared plumbing of the route handlers that change state (all POST).
+// Shared plumbing of the route handlers (and proxy.ts).
 
-/** 403 for a request that did not come from one of our pages, else null. */
+/**
+ * 403 for a request that did not come from one of our pages, else null. A
+ * refusal is a security event (a CSRF attempt, or a misconfigured origin):
+ * it is logged.
+ */
 export function refuseCrossSite(request: Request): Response | null {
+  const c = config();
   const h = request.headers;
-  if (isSameOrigin(h, expectedOrigins(h, config().publicOrigins))) return null;
+  if (isSameOrigin(h, expectedOrigins(h, c.publicOrigins, fromTrustedProxy(h, c.trustedProxies)))) return null;
+  logSecurityEvent("cross_site_refused", {
+    method: request.method,
+    path: new URL(request.url).pathname,
+    origin: h.get("origin"),
+    sec_fetch_site: h.get("sec-fetch-site"),
+    ip: clientAddress(h, c.trustedProxies),
+  });
   return problem(403, "forbidden_origin", "Cross-site request refused");
+}
+
+/** Adds the headers that depend on the deployment (HSTS on https) to a response of ours. */
+export function withDeploymentHeaders(res: Response): Response {
+  const hsts = config().hsts;
+  if (hsts) res.headers.set("strict-transport-security", hsts);
+  return res;
+}
+
+/**
+ * Wraps a route handler so that every response it makes, its errors
+ * included, carries the deployment's headers. Runtime configuration: the
+ * static headers of next.config.ts are fixed at build time.
+ */
+export function routeHandler<A extends unknown[]>(
+  handler: (...args: A) => Response | Promise<Response>,
+): (...args: A) => Promise<Response> {
+  return async (...args: A) => withDeploymentHeaders(await handler(...args));
 }
 
 /** Whether the caller is our own script (fetch) rather than a plain HTML form. */

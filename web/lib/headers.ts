@@ -43,12 +43,24 @@ export const HANDLER_CSP = [
 
 export const NO_STORE = "no-store";
 
+/**
+ * Clear-Site-Data of a logout. Not "cookies": that would also erase the
+ * device_id cookie, which names the browser and must outlive a logout; the
+ * session cookies are deleted one by one instead.
+ */
+export const LOGOUT_CLEAR_SITE_DATA = '"cache", "storage"';
+
 /** A problem+json response (RFC 9457) for the web tier's own errors. */
 export function problem(status: number, code: string, title: string, init?: HeadersInit): Response {
   const headers = new Headers(init);
   headers.set("content-type", "application/problem+json");
   headers.set("cache-control", NO_STORE);
   return new Response(JSON.stringify({ type: "about:blank", title, status, code }), { status, headers });
+}
+
+/** 405 for any method but GET, HEAD and POST. */
+export function methodNotAllowed(allow: string): Response {
+  return problem(405, "method_not_allowed", "Method not allowed", { allow });
 }
 
 /** A 303 See Other to a same-origin path (Location stays relative). */

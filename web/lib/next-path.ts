@@ -3,33 +3,50 @@
 
 export const DEFAULT_NEXT = "/dashboard";
 
+const BASE = "http://next.invalid";
+
 /**
- * Returns `value` if it is a relative, same-origin path, else `fallback`.
- * Accepted: starts with exactly one "/" (not "//" nor "/\" which browsers
- * read as a scheme-relative URL to another host), no control characters or
- * backslashes (the URL parser strips tabs/newlines and turns "\" into "/",
+ * Whether `path` is a relative, same-origin path we may send someone to:
+ * starts with exactly one "/" (not "//" nor "/\\" which browsers read as a
+ * scheme-relative URL to another host), no control characters or
+ * backslashes (the URL parser strips tabs/newlines and turns "\\" into "/",
  * which would turn "/\t/evil.example" into "//evil.example"), and not a path
- * of the auth flow itself (landing there after a login or refresh is a loop).
+ * of the auth flow itself (landing there after a login or refresh is a loop),
+ * also when percent-encoded or in another case.
  */
-export function safeNext(value: unknown, fallback: string = DEFAULT_NEXT): string {
-  if (typeof value !== "string" || value.length === 0 || value.length > 2048) return fallback;
-  if (value[0] !== "/" || value[1] === "/" || value[1] === "\\") return fallback;
-  if (/[\u0000-\u001f\u007f\\]/.test(value)) return fallback;
+function isSafePath(path: string): boolean {
+  if (path.length > 2048) return false;
+  if (path[0] !== "/" || path[1] === "/" || path[1] === "\\") return false;
+  if (/[\u0000-\u001f\u007f\\]/.test(path)) return false;
   let url: URL;
   try {
-    url = new URL(value, "http://next.invalid");
+    url = new URL(path, BASE);
   } catch {
-    return fallback;
+    return false;
   }
-  if (url.origin !== "http://next.invalid") return fallback;
-  const path = url.pathname;
-  if (path === "/login" || path.startsWith("/login/") || path === "/auth" || path.startsWith("/auth/")) {
-    return fallback;
+  if (url.origin !== BASE) return false;
+  let route: string;
+  try {
+    route = decodeURIComponent(url.pathname).toLowerCase();
+  } catch {
+    return false;
   }
+  return !(route === "/login" || route.startsWith("/login/") || route === "/auth" || route.startsWith("/auth/"));
+}
+
+/**
+ * Returns `value`, normalised, if it is a safe path (above), else `fallback`.
+ * The check runs on the input and again on the output: normalising can turn
+ * a safe input into an unsafe path ("/..//evil.example" → "//evil.example").
+ */
+export function safeNext(value: unknown, fallback: string = DEFAULT_NEXT): string {
+  if (typeof value !== "string" || !isSafePath(value)) return fallback;
+  const url = new URL(value, BASE);
   // Drop Next.js's internal RSC cache-busting parameter if a router request
   // was redirected here.
   url.searchParams.delete("_rsc");
-  return url.pathname + url.search + url.hash;
+  const out = url.pathname + url.search + url.hash;
+  return isSafePath(out) ? out : fallback;
 }
 
 export function loginPath(next: string | null | undefined, extra?: Record<string, string>): string {

@@ -3,14 +3,18 @@
 
 /**
  * The origins this request may legitimately come from: the configured public
- * origin(s), else the one the request itself was addressed to (Host, with the
- * scheme from X-Forwarded-Proto that Next.js or the load balancer sets).
+ * origin(s), else the one the request itself was addressed to. Next.js keeps
+ * a client-sent X-Forwarded-Host / X-Forwarded-Proto as they are (and fills
+ * them in from Host when absent), so they are believed only when the request
+ * came through a trusted load balancer (`fromTrustedProxy`); otherwise Host,
+ * over http (`next start` itself never speaks TLS).
  */
-export function expectedOrigins(headers: Headers, configured: string[]): string[] {
+export function expectedOrigins(headers: Headers, configured: string[], fromTrustedProxy: boolean): string[] {
   if (configured.length) return configured;
-  const host = headers.get("x-forwarded-host")?.split(",")[0]?.trim() || headers.get("host");
+  const first = (name: string) => (fromTrustedProxy ? headers.get(name)?.split(",")[0]?.trim() : undefined);
+  const host = first("x-forwarded-host") || headers.get("host");
   if (!host) return [];
-  const proto = headers.get("x-forwarded-proto")?.split(",")[0]?.trim() || "http";
+  const proto = first("x-forwarded-proto") || "http";
   return [`${proto}://${host}`];
 }
 

@@ -15,14 +15,34 @@
   var LOOP_KEY = "kizuna.refresh.visits";
 
 
-  // Only a same-origin relative path (the server checked it too).
+  // Only a same-origin relative path (the server checked it too). The same
+  // algorithm as safeNext in web/lib/next-path.ts, checked on the input and on
+  // the normalised output; test/refresh-script.test.ts runs the block between
+  // the markers and holds it to agree with the TypeScript.
+  // safeNext: begin
   function safeNext(value) {
-    if (typeof value !== "string" || value.length === 0 || value.length > 2048) return "/dashboard";
-    if (value.charAt(0) !== "/" || value.charAt(1) === "/" || value.charAt(1) === "\\") return "/dashboard";
-    if (/[\u0000-\u001f\u007f\\]/.test(value)) return "/dashboard";
-    if (/^\/(login|auth)(\/|\?|#|$)/.test(value)) return "/dashboard";
-    return value;
+    var BASE = "http://next.invalid";
+    function isSafePath(path) {
+      if (path.length > 2048) return false;
+      if (path.charAt(0) !== "/" || path.charAt(1) === "/" || path.charAt(1) === "\\") return false;
+      if (/[\u0000-\u001f\u007f\\]/.test(path)) return false;
+      var url, route;
+      try {
+        url = new URL(path, BASE);
+        route = decodeURIComponent(url.pathname).toLowerCase();
+      } catch (e) {
+        return false;
+      }
+      if (url.origin !== BASE) return false;
+      return !(route === "/login" || route.indexOf("/login/") === 0 || route === "/auth" || route.indexOf("/auth/") === 0);
+    }
+    if (typeof value !== "string" || !isSafePath(value)) return "/dashboard";
+    var url = new URL(value, BASE);
+    url.searchParams.delete("_rsc");
+    var out = url.pathname + url.search + url.hash;
+    return isSafePath(out) ? out : "/dashboard";
   }
+  // safeNext: end
   var next = safeNext(document.documentElement.getAttribute("data-next"));
   // The API refused the access token (not merely expired): the server must
   // ask the API, even if the token looks fresh.

@@ -1,5 +1,6 @@
 import { NextRequest } from "next/server";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { PEER_HEADER, peerStamp } from "@/lib/socket-peer";
 import { makeKey, makeToken, type TestKey } from "./keys";
 
 // The route handlers with the API stubbed at fetch: what reaches the browser.
@@ -57,6 +58,7 @@ describe("POST /auth/refresh", () => {
         cookie: "refresh_token=r1; device_id=d; theme=x",
         "user-agent": "UA/1",
         "x-forwarded-for": "203.0.113.9, 10.0.0.1",
+        [PEER_HEADER]: peerStamp("198.51.100.7"),
       }),
     );
     expect(res.status).toBe(204);
@@ -68,7 +70,8 @@ describe("POST /auth/refresh", () => {
     expect(apiCalls[0]!.url).toBe(`${API}/auth/refresh`);
     expect(sent.get("cookie")).toBe("refresh_token=r1; device_id=d");
     expect(sent.get("user-agent")).toBe("UA/1");
-    expect(sent.get("x-forwarded-for")).toBe("10.0.0.1");
+    // The socket's address: a browser's X-Forwarded-For proves nothing.
+    expect(sent.get("x-forwarded-for")).toBe("198.51.100.7");
   });
 
   it("shares a refresh another tab just made: a brand-new access token means done, no second rotation", async () => {
@@ -98,9 +101,9 @@ describe("POST /auth/refresh", () => {
 
   it("GET marks the page of a refused token so its POST forces", async () => {
     const { GET } = await import("@/app/auth/refresh/route");
-    const html = await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions&reason=rejected")).text();
+    const html = await (await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions&reason=rejected"))).text();
     expect(html).toContain('data-next="/sessions" data-force="1"');
-    const plain = await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions")).text();
+    const plain = await (await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions"))).text();
     expect(plain).not.toContain("data-force");
   });
 
@@ -155,7 +158,7 @@ describe("POST /auth/refresh", () => {
 
   it("GET changes nothing and serves the page with its static script only", async () => {
     const { GET } = await import("@/app/auth/refresh/route");
-    const res = GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2F%2Fevil.example"));
+    const res = await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2F%2Fevil.example"));
     const html = await res.text();
     expect(res.status).toBe(200);
     expect(res.headers.get("cache-control")).toBe("no-store");

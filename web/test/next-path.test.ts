@@ -1,5 +1,7 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_NEXT, loginPath, refreshPath, safeNext } from "@/lib/next-path";
+import { REVIEWED } from "./open-redirects";
 
 describe("safeNext: only relative same-origin paths are followed", () => {
   it.each([
@@ -51,6 +53,23 @@ describe("safeNext: only relative same-origin paths are followed", () => {
     expect(safeNext("/sessions?a=1&_rsc=abc")).toBe("/sessions?a=1");
   });
 
+  it.each(REVIEWED)("never returns a scheme-relative URL: %j", (input) => {
+    expect(safeNext(input)).toBe(DEFAULT_NEXT);
+    expect(new URL(safeNext(input), "https://app.example").origin).toBe("https://app.example");
+  });
+
+  it.each([
+    "/a/..//evil.example",
+    "/%2E%2E//evil.example",
+    "/.%2e//evil.example",
+    "/x/../..//evil.example?a#b",
+    "/./\\evil.example",
+    "/%61uth/refresh",
+    "/%6cogin",
+  ])("refuses a path that normalises to another host or into the auth flow: %j", (input) => {
+    expect(safeNext(input)).toBe(DEFAULT_NEXT);
+  });
+
   it("uses the caller's fallback", () => {
     expect(safeNext("//x", "/sessions")).toBe("/sessions");
   });
@@ -62,5 +81,41 @@ describe("login and refresh paths", () => {
     expect(loginPath("/admin")).toBe("/login?next=%2Fadmin");
     expect(loginPath("/dashboard")).toBe("/login");
     expect(loginPath("https://evil.example", { error: "session_expired" })).toBe("/login?error=session_expired");
+  });
+});
+
+// Characters that matter to URL parsing, so the generator reaches the edges.
+const urlish = fc.string({
+  unit: fc.constantFrom("/", "\\", ".", "%", "2", "e", "E", "f", "F", "5", "c", "?", "#", ":", "@", "a", "l", "o", "g", "i", "n", "u", "t", "h", " ", "\t", "\n", "\u0000"),
+  maxLength: 24,
+});
+const anyInput = fc.oneof(
+  fc.string(),
+  fc.string({ unit: "grapheme" }),
+  urlish,
+  urlish.map((s) => "/" + s),
+  fc.webUrl(),
+  fc.constantFrom(...REVIEWED),
+);
+const bases = fc.constantFrom("https://app.example", "http://localhost:3000/deep/page?q=1", "https://a.b.example:8443/x/");
+
+describe("safeNext, for any input (property)", () => {
+  it("returns a path with exactly one leading slash that stays on the origin, never into /login or /auth/", () => {
+    fc.assert(
+      fc.property(anyInput, bases, (input, base) => {
+        const out = safeNext(input);
+        expect(out[0]).toBe("/");
+        expect(out[1]).not.toBe("/");
+        expect(out[1]).not.toBe("\\");
+        const url = new URL(out, base);
+        expect(url.origin).toBe(new URL(base).origin);
+        const path = decodeURIComponent(url.pathname).toLowerCase();
+        expect(path === "/login" || path.startsWith("/login/")).toBe(false);
+        expect(path === "/auth" || path.startsWith("/auth/")).toBe(false);
+        // What it returns is itself accepted unchanged.
+        expect(safeNext(out)).toBe(out);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });

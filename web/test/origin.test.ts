@@ -28,13 +28,22 @@ describe("isSameOrigin", () => {
 
 describe("expectedOrigins", () => {
   it("prefers the configured public origin", () => {
-    expect(expectedOrigins(h({ host: "internal:3000" }), ["https://example.com"])).toEqual(["https://example.com"]);
-  });
-  it("else uses the forwarded host and scheme, else Host", () => {
-    expect(expectedOrigins(h({ host: "web:3000", "x-forwarded-host": "example.com", "x-forwarded-proto": "https" }), [])).toEqual([
+    expect(expectedOrigins(h({ host: "internal:3000" }), ["https://example.com"], false)).toEqual(["https://example.com"]);
+    expect(expectedOrigins(h({ host: "internal:3000", "x-forwarded-host": "evil.example" }), ["https://example.com"], true)).toEqual([
       "https://example.com",
     ]);
-    expect(expectedOrigins(h({ host: "localhost:3000" }), [])).toEqual(["http://localhost:3000"]);
-    expect(expectedOrigins(h({}), [])).toEqual([]);
+  });
+  it("from a trusted load balancer, uses the forwarded host and scheme, else Host", () => {
+    expect(expectedOrigins(h({ host: "web:3000", "x-forwarded-host": "example.com", "x-forwarded-proto": "https" }), [], true)).toEqual([
+      "https://example.com",
+    ]);
+    expect(expectedOrigins(h({ host: "localhost:3000" }), [], true)).toEqual(["http://localhost:3000"]);
+    expect(expectedOrigins(h({}), [], true)).toEqual([]);
+  });
+  it("from anyone else, ignores X-Forwarded-Host and X-Forwarded-Proto: Host and http", () => {
+    const forged = h({ host: "localhost:3000", "x-forwarded-host": "evil.example", "x-forwarded-proto": "https" });
+    expect(expectedOrigins(forged, [], false)).toEqual(["http://localhost:3000"]);
+    expect(isSameOrigin(h({ origin: "http://evil.example" }), expectedOrigins(forged, [], false))).toBe(false);
+    expect(expectedOrigins(h({ "x-forwarded-host": "evil.example" }), [], false)).toEqual([]);
   });
 });

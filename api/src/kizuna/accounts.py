@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,24 +14,19 @@ from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
 from kizuna.db import Tx, tx_of
 from kizuna.models import User
-from kizuna.passwords import check_policy
+from kizuna.passwords import HashingBusy, WeakPassword, check_policy
 from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
 from kizuna.store.refresh_tokens import TokenRecord
+from kizuna.throttle import Attempt, Throttle, Throttled
 
 log = structlog.get_logger("kizuna.accounts")
 
 
 class InvalidCredentials(Exception):
     pass
-
-
-class Throttled(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(retry_after)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -45,15 +41,23 @@ class NewSession:
 
 
 async def start_session(
-    services: Services, *, user: User, device_id: str, client: ClientInfo
+    services: Services,
+    *,
+    user: User,
+    device_id: str,
+    client: ClientInfo,
+    attempt: Attempt | None = None,
 ) -> NewSession:
-    """A new session on this device; the user's previous session on it ends."""
+    """A new session on this device; the user's previous session on it ends. ``attempt``,
+    the password check that led here, is handed back in the same transaction."""
     settings = services.settings
     now = utcnow()
     mac_kid = services.keyring.mac_key.kid
     roles = list(user.roles)
 
     def work(tx: Tx) -> tuple[list[str], TokenRecord]:
+        if attempt is not None:
+            Throttle.refund_in(tx, attempt)
         previous = session_store.live_ids(tx, user_id=user.id, device_id=device_id)
         session_store.revoke(tx, session_ids=previous, reason="replaced", now=now)
         session_id, session_expires_at = session_store.create(
@@ -98,17 +102,24 @@ async def start_session(
 
 async def authenticate(
     services: Services, *, email: str, password: str, client: ClientInfo
-) -> User:
+) -> tuple[User, Attempt]:
     """Same answer, and about the same time, for an unknown email, a wrong password and a
-    disabled account; failures are throttled per account and per client address."""
-    retry_after = await services.throttle.retry_after(email=email, ip=client.ip)
-    if retry_after is not None:
-        log.warning("login_throttled", ip=client.ip, retry_after=retry_after)
-        raise Throttled(retry_after)
-    user = await services.db.read_core(lambda tx: user_store.find_by_email(tx, email=email))
-    ok = await services.hasher.verify(password, user.password_hash if user else None)
+    disabled account. The attempt is counted before the password is checked (see
+    ``kizuna.throttle``); a successful login hands it back in ``start_session``."""
+    try:
+        attempt = await services.throttle.password_attempt(email=email, ip=client.ip)
+    except Throttled as exc:
+        log.warning("login_throttled", ip=client.ip, retry_after=exc.retry_after)
+        raise
+    try:
+        user = await services.db.read_core(lambda tx: user_store.find_by_email(tx, email=email))
+        ok = await services.hasher.verify(password, user.password_hash if user else None)
+    except Exception:
+        # Busy, or the store failed: the password was never checked, so it was no attempt.
+        with contextlib.suppress(Exception):
+            await services.throttle.refund(attempt)
+        raise
     if not ok or user is None or user.disabled:
-        await services.throttle.record_failure(email=email, ip=client.ip)
         log.info(
             "login_failed",
             user_id=user.id if user else None,
@@ -116,7 +127,7 @@ async def authenticate(
             ip=client.ip,
         )
         raise InvalidCredentials()
-    return user
+    return user, attempt
 
 
 async def register(
@@ -135,6 +146,19 @@ async def register(
     return user
 
 
+async def sign_up(
+    services: Services, *, email: str, password: str, name: str, client: ClientInfo
+) -> User:
+    """``register`` for a visitor: counted per client address first (each one costs a hash
+    and says whether the address has an account); raises ``Throttled`` too."""
+    try:
+        await services.throttle.attempt((services.throttle.signup_per_ip, client.ip))
+    except Throttled as exc:
+        log.warning("signup_throttled", ip=client.ip, retry_after=exc.retry_after)
+        raise
+    return await register(services, email=email, password=password, name=name)
+
+
 async def change_password(
     services: Services,
     *,
@@ -147,18 +171,26 @@ async def change_password(
     user = await services.db.read(lambda db: user_store.get(db, user_id=user_id))
     if user is None:
         raise InvalidCredentials()
-    retry_after = await services.throttle.retry_after(email=user.email, ip=client.ip)
-    if retry_after is not None:
-        raise Throttled(retry_after)
-    if not await services.hasher.verify(current_password, user.password_hash):
-        await services.throttle.record_failure(email=user.email, ip=client.ip)
+    attempt = await services.throttle.password_attempt(email=user.email, ip=client.ip)
+    try:
+        ok = await services.hasher.verify(current_password, user.password_hash)
+    except Exception:
+        with contextlib.suppress(Exception):
+            await services.throttle.refund(attempt)
+        raise
+    if not ok:
         log.info("password_change_failed", user_id=user_id, ip=client.ip)
         raise InvalidCredentials()
-    check_policy(new_password, email=user.email)
-    new_hash = await services.hasher.hash(new_password)
+    try:
+        check_policy(new_password, email=user.email)
+        new_hash = await services.hasher.hash(new_password)
+    except (WeakPassword, HashingBusy):
+        await services.throttle.refund(attempt)  # the current password was right
+        raise
     now = utcnow()
 
     def work(db: DB) -> list[str]:
+        Throttle.refund_in(tx_of(db), attempt)
         fresh = user_store.get(db, user_id=user_id)
         if fresh is None:
             raise InvalidCredentials()

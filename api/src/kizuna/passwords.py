@@ -21,6 +21,26 @@ class WeakPassword(ValueError):
         self.reason = reason
 
 
+class HashingBusy(RuntimeError):
+    """More password hashes are queued than this process takes on: answer 503 at once."""
+
+
+def is_text(password: str) -> bool:
+    """False for a string that is not Unicode text (a lone surrogate): it has no UTF-8 form,
+    so nothing could ever have been hashed from it."""
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def normalized(password: str) -> str:
+    """NFKC (NIST SP 800-63B 5.1.1.2): the same password typed on keyboards that compose
+    characters differently is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
 @cache
 def common_passwords() -> frozenset[str]:
     text = resources.files("kizuna").joinpath("data/common-passwords.txt").read_text("utf-8")
@@ -33,12 +53,14 @@ def common_passwords() -> frozenset[str]:
 
 def check_policy(password: str, *, email: str | None = None) -> None:
     """NIST 800-63B / ASVS 6.2: length and a blocklist, no composition rules."""
-    normalized = unicodedata.normalize("NFKC", password)
-    if len(normalized) < MIN_LENGTH:
+    if not is_text(password):
+        raise WeakPassword("The password contains characters that are not text.")
+    form = normalized(password)
+    if len(form) < MIN_LENGTH:
         raise WeakPassword(f"Use at least {MIN_LENGTH} characters.")
-    if len(normalized) > MAX_LENGTH:
+    if len(form) > MAX_LENGTH:
         raise WeakPassword(f"Use at most {MAX_LENGTH} characters.")
-    lowered = normalized.lower()
+    lowered = form.lower()
     if lowered in common_passwords():
         raise WeakPassword("This password is too common; choose another.")
     if email and lowered in {email.lower(), email.split("@", 1)[0].lower()}:
@@ -55,8 +77,9 @@ class PasswordHasher:
     of logins: hashing threads at nice 19 inside the server made page views wait for the GIL
     whenever the scheduler paused a hashing thread that held it (a priority inversion)."""
 
-    def __init__(self, *, concurrency: int, slots: Slots) -> None:
+    def __init__(self, *, concurrency: int, slots: Slots, max_queue: int = 64) -> None:
         self._concurrency = concurrency
+        self._max_queue = max_queue
         self._slots = slots
         self._processes: list[HashingProcess] = []
         self._starting = asyncio.Lock()
@@ -76,6 +99,8 @@ class PasswordHasher:
         return min(live, key=lambda p: p.waiting)
 
     async def _call(self, request: dict[str, str]) -> Any:
+        if sum(p.waiting for p in self._processes if not p.dead) >= self._max_queue:
+            raise HashingBusy()
         for attempt in (1, 2):
             try:
                 return await (await self._process()).call(request)
@@ -86,19 +111,31 @@ class PasswordHasher:
         raise AssertionError("unreachable")
 
     async def hash(self, password: str) -> str:
-        value = await self._call({"op": "hash", "password": password})
+        """The hash of the password's NFKC form (the policy has refused non-text already)."""
+        value = await self._call({"op": "hash", "password": normalized(password)})
         assert isinstance(value, str)
         return value
 
     async def verify(self, password: str, stored: str | None) -> bool:
         """Verify against ``stored``; with no stored hash (unknown account) verify against a
-        dummy so both cases cost the same time."""
-        if stored is None:
-            if self._dummy is None:
-                self._dummy = await self.hash(secrets.token_urlsafe(24))
-            stored = self._dummy
-            password = password + "\x00never"
-        return await self._call({"op": "verify", "password": password, "stored": stored}) is True
+        dummy, the same number of times, so both cases cost the same time. The NFKC form is
+        tried first, then the password as typed: hashes made before passwords were
+        normalised still verify."""
+        if self._dummy is None:
+            self._dummy = await self.hash(secrets.token_urlsafe(24))
+        known = stored is not None and is_text(password)
+        target = stored if stored is not None and known else self._dummy
+        form = normalized(password)
+        candidates = [form] if form == password else [form, password]
+        for candidate in candidates:
+            if not is_text(candidate):
+                candidate = "\x00never"
+            elif not known:
+                candidate += "\x00never"
+            request = {"op": "verify", "password": candidate, "stored": target}
+            if await self._call(request) is True and known:
+                return True
+        return False
 
     async def warm_up(self) -> None:
         """Start the hashing processes now rather than on the first login."""

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+
+from kizuna.passwords import HashingBusy
+from kizuna.schemas import ProblemDetails
 
 log = structlog.get_logger("kizuna.errors")
 
@@ -123,6 +129,15 @@ def store_unavailable() -> JSONResponse:
     )
 
 
+def hashing_busy() -> JSONResponse:
+    return problem_response(
+        503,
+        "server_busy",
+        "Too many sign-ins are being checked right now; try again in a moment.",
+        headers={"Retry-After": "1"},
+    )
+
+
 # What "the store cannot answer" looks like; IntegrityError (a DBAPIError) is our bug instead.
 STORE_FAILURES: tuple[type[Exception], ...] = (
     StoreUnavailable,
@@ -137,7 +152,108 @@ def is_store_failure(exc: Exception) -> bool:
     return isinstance(exc, STORE_FAILURES) and not isinstance(exc, IntegrityError)
 
 
+# -- the OpenAPI document: every problem a route can answer is declared -----------------------
+
+_SCHEMA_NAME = ProblemDetails.__name__
+_REF = {"$ref": f"#/components/schemas/{_SCHEMA_NAME}"}
+_DESCRIPTIONS = {
+    400: "The request body cannot be read (not JSON, or not UTF-8).",
+    401: "Not signed in, or the credential is invalid, expired or revoked.",
+    403: "Not allowed.",
+    404: "No such resource.",
+    409: "Conflict with the current state.",
+    413: "The request body is too large.",
+    422: "The request is malformed.",
+    429: "Too many attempts; see Retry-After.",
+    503: "The store is not answering; try again shortly.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route: the problems it answers itself, as problem+json. Those that
+    come from its dependencies and from the middleware are added by ``install`` (see
+    ``_document``): 401 and 503 for a signed-in route, 403 for an admin one, 400, 413 and 422
+    for one that takes a body, 422 for one that takes parameters."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, _TITLES.get(status, "Error")),
+            "content": {PROBLEM_JSON: {"schema": dict(_REF)}},
+        }
+        for status in statuses
+    }
+
+
+def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            yield sub.call
+        yield from _calls(sub)
+
+
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """Every route with its full path, also those of included routers (which recent FastAPI
+    keeps nested, and shows flattened only through ``iter_route_contexts``)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI: the routes are flat already
+        yield from (route for route in app.routes if isinstance(route, APIRoute))
+        return
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def _document(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Declares in ``schema`` (FastAPI's OpenAPI document) the problems every route answers
+    without saying so itself: validation errors are problem+json, not FastAPI's default
+    application/json; 400 and 413 wherever a body is read; 401 and 503 behind a principal;
+    403 behind the admin role."""
+    from kizuna import deps  # deps answers with this module's problems: imported late
+
+    _, top = models_json_schema(
+        [(ProblemDetails, "serialization")], ref_template="#/components/schemas/{model}"
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(top.get("$defs", {}))
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for route in _api_routes(app):
+        if not route.include_in_schema:
+            continue
+        calls = set(_calls(route.dependant))
+        wanted: set[int] = set()
+        if deps.get_principal in calls:
+            wanted |= {401, 503}
+        if deps.get_admin in calls:
+            wanted.add(403)
+        for method in route.methods:
+            operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = set(wanted)
+            if "requestBody" in operation:
+                statuses |= {400, 413, 422}
+            if "422" in responses:
+                statuses.add(422)
+                del responses["422"]
+            for status, documented in problem_responses(*sorted(statuses)).items():
+                responses.setdefault(str(status), documented)
+
+
 def install(app: FastAPI) -> None:
+    original_openapi = app.openapi
+    documented: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        schema = original_openapi()
+        if not any(schema is done for done in documented):
+            _document(app, schema)
+            documented[:] = [schema]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(Problem)
     async def _problem(_request: Request, exc: Problem) -> Response:
         return response_of(exc)
@@ -175,3 +291,8 @@ def install(app: FastAPI) -> None:
     # An unexpected constraint violation is our bug, not a store outage.
     app.add_exception_handler(IntegrityError, _unexpected)
     app.add_exception_handler(Exception, _unexpected)
+
+    async def _busy(_request: Request, _exc: Exception) -> Response:
+        return hashing_busy()
+
+    app.add_exception_handler(HashingBusy, _busy)

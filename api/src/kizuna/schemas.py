@@ -88,3 +88,21 @@ class AdminUserPatch(_Body):
         if self.roles is None:
             return None
         return sorted(set(self.roles))
+
+
+class FieldError(BaseModel):
+    loc: list[str]
+    msg: str
+
+
+class ProblemDetails(BaseModel):
+    """Every error: RFC 9457 problem details (``application/problem+json``) with a stable
+    ``code``. ``errors`` comes with ``validation_error`` only; a problem may carry other
+    members (RFC 9457 §3.2)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None

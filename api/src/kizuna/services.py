@@ -14,7 +14,7 @@ from kizuna.keys import KeyRing
 from kizuna.liveness import SessionDirectory
 from kizuna.passwords import PasswordHasher
 from kizuna.settings import Settings, ensure_data_dir
-from kizuna.throttle import LoginThrottle
+from kizuna.throttle import Throttle
 from kizuna.tokens import AccessTokens, RefreshTokens
 
 
@@ -26,7 +26,7 @@ class Services:
     access: AccessTokens
     refresh: RefreshTokens
     hasher: PasswordHasher
-    throttle: LoginThrottle
+    throttle: Throttle
     directory: SessionDirectory
     cookies: CookieJar
 
@@ -78,8 +78,9 @@ def build(settings: Settings) -> Services:
         hasher=PasswordHasher(
             concurrency=settings.hash_concurrency,
             slots=Slots(settings.data_dir, settings.hash_cores or default_slots()),
+            max_queue=settings.hash_queue,
         ),
-        throttle=LoginThrottle(settings),
+        throttle=Throttle(db, settings),
         directory=SessionDirectory(db, ttl=settings.session_cache_ttl),
         cookies=CookieJar(settings),
     )

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     login_fail_window: int = Field(900, ge=1)
     login_fail_per_account: int = Field(10, ge=1)
     login_fail_per_ip: int = Field(100, ge=1)
+    # Sign-ups per client address in the same window: each one costs an argon2 hash and
+    # tells whether an address has an account.
+    signup_per_ip: int = Field(30, ge=1)
 
     # Hashing processes per server process (worker).
     hash_concurrency: int = Field(1, ge=1, le=64)
@@ -64,11 +67,15 @@ class Settings(BaseSettings):
     # the cores the server may use, at most N hashes at once (lock files in the data dir).
     # Unset: all but one, at least one, so that request handling keeps a core to itself.
     hash_cores: int | None = Field(None, ge=1, le=1024)
+    # Hash requests one server process queues before answering 503 (Retry-After) at once.
+    hash_queue: int = Field(64, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # How long a session's liveness may be cached per process; bounds revocation latency.
     session_cache_ttl: float = Field(0.5, ge=0.0, le=1.0)
     jwks_max_age: int = Field(300, ge=0)
     log_level: str = "info"
+    # Dev-only: serve the OpenAPI document at /openapi.json.
+    api_docs: bool = False
     log_json: bool = True
 
     @field_validator("access_cookie", "refresh_cookie", "device_cookie")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -79,6 +80,15 @@ class RefreshClaims:
     exp: int
     iat: int
     kid: str
+
+
+def _numeric_date(payload: dict[str, Any], claim: str) -> int:
+    """A NumericDate claim (RFC 7519 §2: a JSON number) as whole seconds. PyJWT checks ``exp``
+    only when it verifies expiry, and takes any ``int()``-able value (a numeric string)."""
+    value = payload[claim]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TokenError(f"bad {claim}")
+    return int(value)
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -193,8 +203,8 @@ class AccessTokens:
             sub=payload["sub"],
             sid=payload["sid"],
             jti=payload["jti"],
-            exp=int(payload["exp"]),
-            iat=int(payload["iat"]),
+            exp=_numeric_date(payload, "exp"),
+            iat=_numeric_date(payload, "iat"),
             roles=tuple(roles),
         )
 
@@ -292,7 +302,7 @@ class RefreshTokens:
             sub=payload["sub"],
             sid=payload["sid"],
             jti=payload["jti"],
-            exp=int(payload["exp"]),
-            iat=int(payload["iat"]),
+            exp=_numeric_date(payload, "exp"),
+            iat=_numeric_date(payload, "iat"),
             kid=key.kid,
         )

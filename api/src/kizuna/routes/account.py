@@ -8,7 +8,7 @@ from kizuna import accounts
 from kizuna.clock import iso, utcnow
 from kizuna.db import tx_of
 from kizuna.deps import PrincipalDep, ServicesDep
-from kizuna.problems import Problem
+from kizuna.problems import Problem, problem_responses
 from kizuna.schemas import SessionBrief, SessionOut, UserInfo
 from kizuna.store import sessions as session_store
 
@@ -52,7 +52,7 @@ async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[
     ]
 
 
-@router.delete("/sessions/{session_id}", status_code=204)
+@router.delete("/sessions/{session_id}", status_code=204, responses=problem_responses(404))
 async def revoke_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:

@@ -7,16 +7,17 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from kizuna import accounts, rotation
-from kizuna.accounts import InvalidCredentials, NewSession, Throttled
+from kizuna.accounts import InvalidCredentials, NewSession
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.cookies import new_device_id, valid_device_id
 from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
-from kizuna.passwords import WeakPassword
-from kizuna.problems import Problem, problem_response, response_of
+from kizuna.passwords import HashingBusy, WeakPassword
+from kizuna.problems import Problem, hashing_busy, problem_response, response_of
 from kizuna.schemas import LoginBody, LoginOut, PasswordBody, RefreshOut, RegisterBody, UserOut
 from kizuna.services import Services
 from kizuna.store.users import EmailTaken
+from kizuna.throttle import Throttled
 from kizuna.tokens import TokenError
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -77,9 +78,15 @@ async def register(
     if not services.settings.allow_signup:
         raise Problem(403, "signup_closed", "Sign-up is switched off on this server.")
     try:
-        user = await accounts.register(
-            services, email=str(body.email), password=body.password, name=body.name or ""
+        user = await accounts.sign_up(
+            services,
+            email=str(body.email),
+            password=body.password,
+            name=body.name or "",
+            client=client,
         )
+    except Throttled as exc:
+        raise _too_many(exc.retry_after) from None
     except WeakPassword as exc:
         raise _weak(exc) from None
     except EmailTaken:
@@ -106,15 +113,19 @@ async def login_response(
 ) -> Response:
     """The whole answer to a well-formed POST /auth/login; shared with the plain-ASGI lane."""
     try:
-        user = await accounts.authenticate(
+        user, attempt = await accounts.authenticate(
             services, email=body.email, password=body.password, client=client
         )
     except Throttled as exc:
         return response_of(_too_many(exc.retry_after))
     except InvalidCredentials:
         return response_of(_invalid_credentials())
+    except HashingBusy:
+        return hashing_busy()
     device_id, fresh = _device(device_cookie)
-    new = await accounts.start_session(services, user=user, device_id=device_id, client=client)
+    new = await accounts.start_session(
+        services, user=user, device_id=device_id, client=client, attempt=attempt
+    )
     log.info("login_succeeded", user_id=user.id, session_id=new.session_id, ip=client.ip)
     return _session_response(services, new, status_code=200, fresh_device=fresh)
 

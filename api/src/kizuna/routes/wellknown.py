@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from kizuna.deps import ServicesDep
-from kizuna.problems import problem_response
+from kizuna.problems import problem_response, problem_responses
 
 router = APIRouter(tags=["meta"])
 
@@ -26,7 +26,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get("/readyz", response_model=None, responses=problem_responses(503))
 async def readyz(services: ServicesDep) -> JSONResponse:
     try:
         await services.db.read(lambda db: db.execute(text("SELECT 1")))

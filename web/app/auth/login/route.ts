@@ -1,7 +1,7 @@
 import type { NextRequest } from "next/server";
 import { ApiUnavailableError, callApi, clientInfo, readProblem } from "@/lib/api";
 import { relaySetCookies } from "@/lib/cookies";
-import { readFields, refuseCrossSite, wantsJson } from "@/lib/handlers";
+import { readFields, refuseCrossSite, routeHandler, wantsJson } from "@/lib/handlers";
 import { NO_STORE, seeOther } from "@/lib/headers";
 import { messageFor } from "@/lib/messages";
 import { loginPath, safeNext } from "@/lib/next-path";
@@ -21,7 +21,7 @@ function fail(request: NextRequest, code: string, next: string, status: number, 
   return seeOther(loginPath(next, { error: code }), extra);
 }
 
-export async function POST(request: NextRequest): Promise<Response> {
+async function post(request: NextRequest): Promise<Response> {
   const refused = refuseCrossSite(request);
   if (refused) return refused;
 
@@ -63,3 +63,5 @@ export async function POST(request: NextRequest): Promise<Response> {
   console.error(`kizuna-web: login failed with ${p.status} ${p.code}`);
   return fail(request, "unavailable", next, 503, out);
 }
+
+export const POST = routeHandler(post);

@@ -1,7 +1,7 @@
 import type { NextRequest } from "next/server";
 import { callApi, clientInfo } from "@/lib/api";
-import { refuseCrossSite, relayAndEnsureSignedOut } from "@/lib/handlers";
-import { NO_STORE, seeOther } from "@/lib/headers";
+import { refuseCrossSite, relayAndEnsureSignedOut, routeHandler } from "@/lib/handlers";
+import { LOGOUT_CLEAR_SITE_DATA, NO_STORE, seeOther } from "@/lib/headers";
 
 // POST /auth/logout: the API revokes the session (by the access token's sid;
 // the refresh cookie is never sent to this path) and deletes both cookies with
@@ -9,7 +9,7 @@ import { NO_STORE, seeOther } from "@/lib/headers";
 
 export const dynamic = "force-dynamic";
 
-export async function POST(request: NextRequest): Promise<Response> {
+async function post(request: NextRequest): Promise<Response> {
   const refused = refuseCrossSite(request);
   if (refused) return refused;
   let apiHeaders: Headers | null = null;
@@ -20,7 +20,10 @@ export async function POST(request: NextRequest): Promise<Response> {
   } catch {
     console.error("kizuna-web: logout could not reach the API; cookies deleted here");
   }
-  const out = new Headers({ "cache-control": NO_STORE });
+  // Cache and storage only: "cookies" would erase device_id too (see headers.ts).
+  const out = new Headers({ "cache-control": NO_STORE, "clear-site-data": LOGOUT_CLEAR_SITE_DATA });
   relayAndEnsureSignedOut(apiHeaders, out);
   return seeOther("/login?notice=signed_out", out);
 }
+
+export const POST = routeHandler(post);

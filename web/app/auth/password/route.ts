@@ -2,7 +2,7 @@ import type { NextRequest } from "next/server";
 import { callApi, clientInfo, readProblem } from "@/lib/api";
 import { config } from "@/lib/config";
 import { relaySetCookies } from "@/lib/cookies";
-import { readFields, refuseCrossSite } from "@/lib/handlers";
+import { readFields, refuseCrossSite, routeHandler } from "@/lib/handlers";
 import { NO_STORE, seeOther } from "@/lib/headers";
 import { refreshPath } from "@/lib/next-path";
 
@@ -11,7 +11,7 @@ import { refreshPath } from "@/lib/next-path";
 
 export const dynamic = "force-dynamic";
 
-export async function POST(request: NextRequest): Promise<Response> {
+async function post(request: NextRequest): Promise<Response> {
   const refused = refuseCrossSite(request);
   if (refused) return refused;
   const f = await readFields(request);
@@ -46,3 +46,5 @@ export async function POST(request: NextRequest): Promise<Response> {
   }
   return seeOther("/sessions?error=unavailable#password", out);
 }
+
+export const POST = routeHandler(post);

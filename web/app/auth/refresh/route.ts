@@ -2,7 +2,7 @@ import type { NextRequest } from "next/server";
 import { ApiUnavailableError, callApi, clientInfo, readProblem } from "@/lib/api";
 import { config } from "@/lib/config";
 import { newCookieValue, relaySetCookies } from "@/lib/cookies";
-import { relayAndEnsureSignedOut, readFields, refuseCrossSite } from "@/lib/handlers";
+import { readFields, refuseCrossSite, relayAndEnsureSignedOut, routeHandler } from "@/lib/handlers";
 import { HANDLER_CSP, NO_STORE, escapeHtml, problem, seeOther } from "@/lib/headers";
 import { verifyAccessToken } from "@/lib/jwks";
 import { DEFAULT_NEXT, loginPath, safeNext } from "@/lib/next-path";
@@ -49,7 +49,7 @@ ${body}
 `;
 }
 
-export function GET(request: NextRequest): Response {
+function get(request: NextRequest): Response {
   const next = safeNext(request.nextUrl.searchParams.get("next"));
   const force = request.nextUrl.searchParams.get("reason") === "rejected";
   const body = `<h1>Continuing your session…</h1>
@@ -77,7 +77,7 @@ function unavailablePage(next: string): Response {
   return new Response(page(next, "Service unavailable", body, false), { status: 503, headers: h });
 }
 
-export async function POST(request: NextRequest): Promise<Response> {
+async function post(request: NextRequest): Promise<Response> {
   const refused = refuseCrossSite(request);
   if (refused) return refused;
 
@@ -154,3 +154,6 @@ export async function POST(request: NextRequest): Promise<Response> {
   relaySetCookies(res.headers, out);
   return isForm ? unavailablePage(next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
 }
+
+export const GET = routeHandler(get);
+export const POST = routeHandler(post);

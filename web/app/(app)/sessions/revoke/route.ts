@@ -1,7 +1,7 @@
 import type { NextRequest } from "next/server";
 import { callApi, clientInfo } from "@/lib/api";
 import { config } from "@/lib/config";
-import { readFields, refuseCrossSite } from "@/lib/handlers";
+import { readFields, refuseCrossSite, routeHandler } from "@/lib/handlers";
 import { seeOther } from "@/lib/headers";
 import { refreshPath } from "@/lib/next-path";
 
@@ -9,7 +9,7 @@ import { refreshPath } from "@/lib/next-path";
 
 export const dynamic = "force-dynamic";
 
-export async function POST(request: NextRequest): Promise<Response> {
+async function post(request: NextRequest): Promise<Response> {
   const refused = refuseCrossSite(request);
   if (refused) return refused;
   const id = (await readFields(request)).id ?? "";
@@ -30,3 +30,5 @@ export async function POST(request: NextRequest): Promise<Response> {
   if (res.status === 404) return seeOther("/sessions?error=not_found");
   return seeOther("/sessions?error=unavailable");
 }
+
+export const POST = routeHandler(post);

@@ -1,7 +1,7 @@
 import type { NextRequest } from "next/server";
 import { callApi, clientInfo } from "@/lib/api";
 import { config } from "@/lib/config";
-import { readFields, refuseCrossSite } from "@/lib/handlers";
+import { readFields, refuseCrossSite, routeHandler } from "@/lib/handlers";
 import { seeOther } from "@/lib/headers";
 import { refreshPath } from "@/lib/next-path";
 
@@ -12,7 +12,7 @@ export const dynamic = "force-dynamic";
 
 const ROLE = /^[a-z][a-z0-9_-]{0,31}$/;
 
-export async function POST(request: NextRequest, ctx: { params: Promise<{ id: string }> }): Promise<Response> {
+async function post(request: NextRequest, ctx: { params: Promise<{ id: string }> }): Promise<Response> {
   const refused = refuseCrossSite(request);
   if (refused) return refused;
   const { id } = await ctx.params;
@@ -45,3 +45,5 @@ export async function POST(request: NextRequest, ctx: { params: Promise<{ id: st
   if (res.status === 422) return seeOther("/admin?error=validation_error");
   return seeOther("/admin?error=unavailable");
 }
+
+export const POST = routeHandler(post);
