@@ -3,6 +3,8 @@ change, and the headers every answer carries. One test (or case) per contract ro
 
 from __future__ import annotations
 
+import base64
+import json
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -657,6 +659,58 @@ async def test_logout_with_an_expired_access_cookie_revokes_its_session(harness:
         assert response.status_code == 204
         assert_session_cookies_deleted(response)
         await assert_revoked_within(probe, live_access)
+
+
+def retire_all_signing_keys(harness: Harness, *, days_ago: int) -> None:
+    """As if ``kizuna keys rotate`` had run ``days_ago`` days ago: the key that signed the
+    browser's access token is retired and no longer published in the JWKS."""
+    keyring = harness.services.keyring
+    keyring.rotate()
+    manifest = json.loads(keyring.manifest_path.read_text())
+    long_ago = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
+    for entry in manifest["signing"][:-1]:
+        entry["retired_at"] = long_ago
+    keyring.manifest_path.write_text(json.dumps(manifest))
+    keyring.load()
+
+
+async def test_logout_after_a_key_rotation_still_ends_the_session(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The web tier's logout can present only the access cookie; its key may have been
+    retired and unpublished since. The session (and its refresh token) must end all the same."""
+    await harness.user()
+    async with harness.client() as client, harness.client() as probe:
+        session_id = (await login(client)).json()["session_id"]
+        access = access_cookie(client)
+        refresh = client.cookies.get("refresh_token", path="/auth/refresh")
+        kid = json.loads(base64.urlsafe_b64decode(access.split(".")[0] + "=="))["kid"]
+        retire_all_signing_keys(harness, days_ago=1)
+        jwks = (await probe.get("/.well-known/jwks.json")).json()
+        assert kid not in {key["kid"] for key in jwks["keys"]}
+        capsys.readouterr()
+        response = await probe.post("/auth/logout", headers={"Cookie": f"access_token={access}"})
+        assert response.status_code == 204
+        out = capsys.readouterr().out
+        stale = await probe.post("/auth/refresh", headers={"Cookie": f"refresh_token={refresh}"})
+        assert stale.status_code == 401
+        assert stale.json()["code"] == "refresh_token_revoked"
+        logged = [json.loads(line) for line in out.splitlines() if line]
+        logout_line = next(line for line in logged if line.get("event") == "logout")
+        assert logout_line["session_id"] == session_id and logout_line["revoked"] is True
+
+
+async def test_logout_that_finds_no_session_says_why_in_the_log(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with harness.client() as client:
+        capsys.readouterr()
+        response = await client.post("/auth/logout", headers={"Cookie": "access_token=a.b.c"})
+    assert response.status_code == 204
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    logout_line = next(line for line in logged if line.get("event") == "logout")
+    assert logout_line["session_id"] is None and logout_line["revoked"] is False
+    assert logout_line["found_by"].startswith("access_token_")
 
 
 async def test_logout_all_revokes_every_session(harness: Harness) -> None:

@@ -109,7 +109,7 @@ async def authenticate(
     try:
         attempt = await services.throttle.password_attempt(email=email, ip=client.ip)
     except Throttled as exc:
-        log.warning("login_throttled", ip=client.ip, retry_after=exc.retry_after)
+        log.warning("login_throttled", security=True, ip=client.ip, retry_after=exc.retry_after)
         raise
     try:
         user = await services.db.read_core(lambda tx: user_store.find_by_email(tx, email=email))
@@ -154,7 +154,7 @@ async def sign_up(
     try:
         await services.throttle.attempt((services.throttle.signup_per_ip, client.ip))
     except Throttled as exc:
-        log.warning("signup_throttled", ip=client.ip, retry_after=exc.retry_after)
+        log.warning("signup_throttled", security=True, ip=client.ip, retry_after=exc.retry_after)
         raise
     return await register(services, email=email, password=password, name=name)
 

@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> KizunaAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/openapi.json",
+        # The schema maps the attack surface: served only when asked for (development).
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     problems.install(app)
     for router in (auth.router, account.router, admin.router, wellknown.router):

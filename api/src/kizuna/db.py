@@ -108,6 +108,7 @@ def _configure(dbapi_connection: sqlite3.Connection) -> None:
 def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> Engine:
     engine = create_engine(
         sync_sqlite_url(url),
+        hide_parameters=True,  # errors get logged; parameters hold emails and user agents
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
@@ -158,7 +159,12 @@ class Database:
             self._reader_connections_lock = threading.Lock()
         else:
             self._async = create_async_engine(
-                url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=10
+                url,
+                hide_parameters=True,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_timeout=10,
             )
 
     async def write(self, work: Work[T]) -> T:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 from starlette.requests import cookie_parser
 
@@ -13,6 +14,8 @@ from kizuna.liveness import SessionView
 from kizuna.problems import Problem, invalid_token, unauthenticated
 from kizuna.services import Services
 from kizuna.tokens import AccessClaims, TokenError
+
+log = structlog.get_logger("kizuna.security")
 
 
 # Dependencies are ``async def`` although nothing in them awaits: FastAPI runs a plain
@@ -98,9 +101,18 @@ async def get_principal(request: Request, services: ServicesDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_admin(principal: PrincipalDep) -> Principal:
+async def get_admin(principal: PrincipalDep, request: Request, client: ClientDep) -> Principal:
     # Both the token and the account must say admin, so a demotion bites within a second.
     if "admin" not in principal.claims.roles or "admin" not in principal.session.roles:
+        log.warning(
+            "admin_forbidden",
+            security=True,
+            user_id=principal.user_id,
+            session_id=principal.claims.sid,
+            method=request.method,
+            path=request.url.path,
+            ip=client.ip,
+        )
         raise Problem(403, "forbidden", "This needs the admin role.")
     return principal
 

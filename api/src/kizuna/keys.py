@@ -226,6 +226,17 @@ class KeyRing:
                 return key
         return None
 
+    def key_retired_within(self, kid: str, horizon: timedelta) -> SigningKey | None:
+        """The signing key ``kid`` if it signs, or retired less than ``horizon`` ago; kept on
+        disk (never published again) so a token it signed can still be read where only its
+        session id matters (logout)."""
+        self.maybe_reload()
+        now = utcnow()
+        for key in self._signing:
+            if key.kid == kid and (key.retired_at is None or key.retired_at + horizon > now):
+                return key
+        return None
+
     @property
     def mac_key(self) -> MacKey:
         self.maybe_reload()

@@ -165,7 +165,7 @@ _DESCRIPTIONS = {
     413: "The request body is too large.",
     422: "The request is malformed.",
     429: "Too many attempts; see Retry-After.",
-    503: "The store is not answering; try again shortly.",
+    503: "The store is not answering, or the password hashers are busy; see Retry-After.",
 }
 
 

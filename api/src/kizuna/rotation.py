@@ -95,6 +95,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
         if outcome is Refused.reused:
             log.warning(
                 "refresh_reuse_detected",
+                security=True,
                 user_id=claims.sub,
                 session_id=claims.sid,
                 refresh_token_id=claims.jti,

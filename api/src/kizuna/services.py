@@ -73,6 +73,7 @@ def build(settings: Settings) -> Services:
             audience=settings.audience,
             ttl=settings.access_token_ttl,
             leeway=settings.clock_leeway,
+            logout_horizon=settings.refresh_token_ttl,
         ),
         refresh=RefreshTokens(keyring, issuer=settings.issuer, leeway=settings.clock_leeway),
         hasher=PasswordHasher(

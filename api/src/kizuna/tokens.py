@@ -11,14 +11,15 @@ import math
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
-from kizuna.keys import ASYMMETRIC_ALGS, KeyRing
+from kizuna.keys import ASYMMETRIC_ALGS, KeyRing, SigningKey
 
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
@@ -119,9 +120,13 @@ class AccessTokens:
         audience: str,
         ttl: int,
         leeway: int,
+        logout_horizon: int = 2_592_000,
         cache_size: int = 50_000,
     ) -> None:
         self.keyring = keyring
+        # How long after its key is retired a token can still be in a browser's access cookie
+        # (the cookie lives as long as the refresh cookie): logout must still read its sid.
+        self.logout_horizon = timedelta(seconds=logout_horizon)
         self.issuer = issuer
         self.audience = audience
         self.ttl = ttl
@@ -166,7 +171,23 @@ class AccessTokens:
                 self._cache.popitem(last=False)
         return claims
 
-    def _verify_uncached(self, token: str, *, verify_exp: bool) -> AccessClaims:
+    def session_of(self, token: str) -> str:
+        """The session id of an access token presented at logout: signature, issuer and
+        audience checked, expiry not, and its key may be retired and unpublished (a key
+        rotation must not leave a session that nobody can end)."""
+        return self._verify_uncached(
+            token,
+            verify_exp=False,
+            key_of=lambda kid: self.keyring.key_retired_within(kid, self.logout_horizon),
+        ).sid
+
+    def _verify_uncached(
+        self,
+        token: str,
+        *,
+        verify_exp: bool,
+        key_of: Callable[[str], SigningKey | None] | None = None,
+    ) -> AccessClaims:
         header = _header(token)
         # Only kid, alg and typ are read from the header; jwk/jku/x5u/x5c are never trusted.
         if header.get("typ") != ACCESS_TYP:
@@ -174,7 +195,7 @@ class AccessTokens:
         kid = header.get("kid")
         if not isinstance(kid, str):
             raise TokenError("no kid")
-        key = self.keyring.verification_key(kid)
+        key = (key_of or self.keyring.verification_key)(kid)
         if key is None:
             raise TokenError("unknown kid")
         if header.get("alg") != key.alg or key.alg not in ASYMMETRIC_ALGS:

@@ -169,35 +169,38 @@ _REFRESH_DETAIL = {
 }
 
 
-def _session_id_of_request(request: Request, services: Services) -> str | None:
+def _session_id_of_request(request: Request, services: Services) -> tuple[str | None, str]:
     """Logout finds the session from the refresh cookie if sent, else from a validly signed
-    access token (expired is fine: logging out is always allowed)."""
+    access token (expired is fine, and so is a key retired since: logging out is always
+    allowed). Returns the session id, if any, and where it was found."""
     refresh_token = request.cookies.get(services.settings.refresh_cookie)
     if refresh_token:
         try:
-            return services.refresh.verify(refresh_token, verify_exp=False).sid
+            return services.refresh.verify(refresh_token, verify_exp=False).sid, "refresh_token"
         except TokenError:
             pass
     try:
         access_token = presented_access_token(request, services)
     except Problem:
-        return None
-    if access_token:
-        try:
-            return services.access.verify(access_token, verify_exp=False).sid
-        except TokenError:
-            return None
-    return None
+        return None, "malformed_authorization"
+    if not access_token:
+        return None, "no_token"
+    try:
+        return services.access.session_of(access_token), "access_token"
+    except TokenError as exc:
+        return None, f"access_token_{exc.reason.replace(' ', '_')}"
 
 
 @router.post("/logout", status_code=204)
 async def logout(request: Request, services: ServicesDep, client: ClientDep) -> Response:
-    session_id = _session_id_of_request(request, services)
+    session_id, found_by = _session_id_of_request(request, services)
+    revoked = False
     if session_id is not None:
-        revoked = await accounts.revoke_sessions(
-            services, session_ids=[session_id], reason="logout"
+        revoked = bool(
+            await accounts.revoke_sessions(services, session_ids=[session_id], reason="logout")
         )
-        log.info("logout", session_id=session_id, revoked=bool(revoked), ip=client.ip)
+    # Every logout says what it ended, or why it could end nothing.
+    log.info("logout", session_id=session_id, found_by=found_by, revoked=revoked, ip=client.ip)
     response = Response(status_code=204)
     services.cookies.clear_session(response)
     return response
