@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,35 @@ def wait_ready(base_url: str, proc: subprocess.Popen[Any], timeout: float = 30) 
             pass
         assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
         time.sleep(0.1)
+
+
+@contextmanager
+def kizuna_serve(data_dir: Path, **env: str) -> Iterator[str]:
+    """``kizuna serve`` (uvicorn) on a free loopback port over ``data_dir``; yields its URL.
+    ``env``: more KIZUNA_* settings for the server."""
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "KIZUNA_DATA_DIR": str(data_dir),
+        "KIZUNA_LOG_LEVEL": "error",
+        **env,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kizuna", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, proc)
+        yield base_url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class LiveServer:

@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from kizuna import migrate
 from kizuna.keys import SigningKey, public_jwk
 from kizuna.settings import Settings
-from tests.conftest import Harness, _harness
+from tests.conftest import Harness, _harness, kizuna_serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -114,8 +114,13 @@ class Arena:
     access_token: str
     forger: Forger
     other_user_session: str
+    # Set when the attacks go over TCP to ``kizuna serve`` (uvicorn) on the same store and
+    # keys; else they go to the app in this process.
+    base_url: str | None = None
 
     def bare(self) -> httpx.AsyncClient:
+        if self.base_url is not None:
+            return httpx.AsyncClient(base_url=self.base_url, timeout=10)
         return self.harness.client()
 
 
@@ -129,9 +134,13 @@ def forger_for(harness: Harness, access_token: str) -> Forger:
     return Forger(key=key, header_template=header, claims_template=claims)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def arena(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Arena]:
-    """One app for the whole module (the attacks only read): a user logged in once."""
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["in-process", "served"])
+async def arena(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Arena]:
+    """One app for the whole module (the attacks only read): a user logged in once. Every
+    attack runs twice: against the app in this process, and black-box, over TCP against a
+    running ``kizuna serve`` on the same store and keys."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("attacks") / "data", log_json=True)
     migrate.upgrade(settings)
     async for harness in _harness(settings):
@@ -143,7 +152,7 @@ async def arena(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Arena
             assert access
         async with harness.client() as bob:
             bob_login = await harness.login(bob, "bob@example.com")
-        yield Arena(
+        arena = Arena(
             harness=harness,
             user_id=user_id,
             session_id=login.json()["session_id"],
@@ -151,13 +160,27 @@ async def arena(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Arena
             forger=forger_for(harness, access),
             other_user_session=bob_login.json()["session_id"],
         )
+        if request.param == "in-process":
+            yield arena
+            continue
+        with kizuna_serve(settings.data_dir) as base_url:
+            arena.base_url = base_url
+            yield arena
 
 
 async def userinfo(arena: Arena, token: str, via: str = "bearer") -> httpx.Response:
+    headers = (
+        {"Authorization": f"Bearer {token}"}
+        if via == "bearer"
+        else {"Cookie": f"access_token={token}"}
+    )
     async with arena.bare() as client:
-        if via == "bearer":
-            return await client.get("/api/userinfo", headers={"Authorization": f"Bearer {token}"})
-        return await client.get("/api/userinfo", headers={"Cookie": f"access_token={token}"})
+        started = time.monotonic()
+        response = await client.get("/api/userinfo", headers=headers)
+    # Not a speed claim (bench/ measures speed): a guard against a forgery that makes the
+    # server work hard (a huge key, a slow path) before it says no.
+    assert time.monotonic() - started < 1.0, "a forged token took the server over a second"
+    return response
 
 
 def assert_invalid_token(response: httpx.Response) -> None:
