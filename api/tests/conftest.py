@@ -117,20 +117,24 @@ def wait_ready(base_url: str, proc: subprocess.Popen[Any], timeout: float = 30) 
         time.sleep(0.1)
 
 
-@contextmanager
-def kizuna_serve(data_dir: Path, **env: str) -> Iterator[str]:
-    """``kizuna serve`` (uvicorn) on a free loopback port over ``data_dir``; yields its URL.
-    ``env``: more KIZUNA_* settings for the server."""
-    port = free_port()
-    full_env = {
+def serve_env(data_dir: Path, **env: str) -> dict[str, str]:
+    return {
         **os.environ,
         "KIZUNA_DATA_DIR": str(data_dir),
         "KIZUNA_LOG_LEVEL": "error",
         **env,
     }
+
+
+@contextmanager
+def kizuna_serve(data_dir: Path, *serve_args: str, **env: str) -> Iterator[str]:
+    """``kizuna serve`` (uvicorn) on a free loopback port over ``data_dir``; yields its URL.
+    ``serve_args``: more arguments (``--workers 2``); ``env``: more KIZUNA_* settings."""
+    port = free_port()
+    command = [sys.executable, "-m", "kizuna", "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=full_env,
+        [*command, *serve_args],
+        env=serve_env(data_dir, **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -166,39 +170,8 @@ class LiveServer:
 @pytest.fixture
 def live_server(settings: Settings) -> Iterator[LiveServer]:
     """The real thing: ``kizuna serve`` as a uvicorn process on 127.0.0.1."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "KIZUNA_DATA_DIR": str(settings.data_dir),
-        "KIZUNA_LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(base_url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            _, err = proc.communicate()
-            raise RuntimeError(f"server did not start: {err.decode()[-2000:]}")
-        time.sleep(0.1)
-    try:
-        yield LiveServer(base_url, env)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with kizuna_serve(settings.data_dir, KIZUNA_LOG_LEVEL="warning") as base_url:
+        yield LiveServer(base_url, serve_env(settings.data_dir, KIZUNA_LOG_LEVEL="warning"))
 
 
 @pytest.fixture(scope="session")

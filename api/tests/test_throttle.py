@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 
 from kizuna.settings import Settings
-from tests.conftest import PASSWORD, Harness, free_port, wait_ready
+from tests.conftest import PASSWORD, Harness, kizuna_serve
 
 EMAIL = "ada@example.com"
 
@@ -119,22 +119,7 @@ def test_the_account_limit_is_shared_by_every_worker(settings: Settings) -> None
         check=False,
     )
     assert created.returncode == 0, created.stderr
-    port = free_port()
-    env = {
-        **os.environ,
-        "KIZUNA_DATA_DIR": str(settings.data_dir),
-        "KIZUNA_LOG_LEVEL": "warning",
-        "KIZUNA_HASH_QUEUE": "256",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kizuna", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base_url, proc)
+    with kizuna_serve(settings.data_dir, "--workers", "2", KIZUNA_HASH_QUEUE="256") as base_url:
 
         async def burst() -> list[httpx.Response]:
             # One connection per attempt, so the kernel spreads them over both workers.
@@ -148,11 +133,8 @@ def test_the_account_limit_is_shared_by_every_worker(settings: Settings) -> None
                 )
 
         counted = statuses(asyncio.run(burst()))
-        assert counted[401] <= 10, counted
-        assert counted[429] >= 91, counted
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
+    assert counted[401] <= 10, counted
+    assert counted[429] >= 91, counted
 
 
 async def test_sign_ups_are_throttled_per_address(
