@@ -335,9 +335,15 @@ async def op_burst(spec: dict[str, Any]) -> dict[str, Any]:
         logins = Window(start + warmup, start + warmup + duration)
         stop_logins = window.end
         budget = [int(login_spec["max"])]
-        raw_login = login_request(hostname, login_spec["email"], login_spec["password"])
+        # Each login client signs in to one of the accounts, round robin: at most ten checks
+        # of one account's password may be in flight at once (the throttle counts them first).
+        raw_logins = [
+            login_request(hostname, email, login_spec["password"])
+            for email in login_spec["emails"]
+        ]
 
-        async def login_client() -> None:
+        async def login_client(index: int) -> None:
+            raw_login = raw_logins[index % len(raw_logins)]
             conn = Connection(host, port)
             try:
                 while time.perf_counter() < stop_logins and budget[0] > 0:
@@ -353,7 +359,7 @@ async def op_burst(spec: dict[str, Any]) -> dict[str, Any]:
 
         tasks = [paced(i, window, window.end) for i in range(clients)]
         if with_logins:
-            tasks += [login_client() for _ in range(int(login_spec["concurrency"]))]
+            tasks += [login_client(i) for i in range(int(login_spec["concurrency"]))]
         await asyncio.gather(*tasks)
         sent = int(login_spec["max"]) - budget[0] if with_logins else 0
         pooled.setdefault(name, []).append((window, logins, sent))
