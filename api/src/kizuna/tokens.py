@@ -87,7 +87,9 @@ def _numeric_date(payload: dict[str, Any], claim: str) -> int:
     """A NumericDate claim (RFC 7519 §2: a JSON number) as whole seconds. PyJWT checks ``exp``
     only when it verifies expiry, and takes any ``int()``-able value (a numeric string)."""
     value = payload[claim]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenError(f"bad {claim}")
+    if isinstance(value, float) and not math.isfinite(value):
         raise TokenError(f"bad {claim}")
     return int(value)
 

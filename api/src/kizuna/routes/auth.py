@@ -13,7 +13,7 @@ from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.cookies import new_device_id, valid_device_id
 from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
 from kizuna.passwords import HashingBusy, WeakPassword
-from kizuna.problems import Problem, hashing_busy, problem_response, response_of
+from kizuna.problems import Problem, hashing_busy, problem_response, problem_responses, response_of
 from kizuna.schemas import LoginBody, LoginOut, PasswordBody, RefreshOut, RegisterBody, UserOut
 from kizuna.services import Services
 from kizuna.store.users import EmailTaken
@@ -71,7 +71,12 @@ def _device(current: str | None) -> tuple[str, bool]:
     return new_device_id(), True
 
 
-@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=LoginOut)
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=LoginOut,
+    responses=problem_responses(403, 409, 429, 503),
+)
 async def register(
     body: RegisterBody, request: Request, services: ServicesDep, client: ClientDep
 ) -> Response:
@@ -99,7 +104,7 @@ async def register(
     return _session_response(services, new, status_code=201, fresh_device=fresh)
 
 
-@router.post("/login", response_model=LoginOut)
+@router.post("/login", response_model=LoginOut, responses=problem_responses(401, 429, 503))
 async def login(
     body: LoginBody, request: Request, services: ServicesDep, client: ClientDep
 ) -> Response:
@@ -130,7 +135,7 @@ async def login_response(
     return _session_response(services, new, status_code=200, fresh_device=fresh)
 
 
-@router.post("/refresh", response_model=RefreshOut)
+@router.post("/refresh", response_model=RefreshOut, responses=problem_responses(401, 503))
 async def refresh(request: Request, services: ServicesDep, client: ClientDep) -> Response:
     return await refresh_response(
         services, request.cookies.get(services.settings.refresh_cookie), client
@@ -191,7 +196,7 @@ def _session_id_of_request(request: Request, services: Services) -> tuple[str | 
         return None, f"access_token_{exc.reason.replace(' ', '_')}"
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=problem_responses(503))
 async def logout(request: Request, services: ServicesDep, client: ClientDep) -> Response:
     session_id, found_by = _session_id_of_request(request, services)
     revoked = False
@@ -215,7 +220,7 @@ async def logout_all(principal: PrincipalDep, services: ServicesDep) -> Response
     return response
 
 
-@router.post("/password", status_code=204)
+@router.post("/password", status_code=204, responses=problem_responses(429, 503))
 async def change_password(
     body: PasswordBody, principal: PrincipalDep, services: ServicesDep, client: ClientDep
 ) -> Response:
