@@ -27,6 +27,7 @@ from tests.contract import LEAKS, assert_problem, assert_revoked_within, bearer,
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EMAIL = "ada@example.com"
+JSON = {"content-type": "application/json"}
 
 
 @dataclass
@@ -34,8 +35,10 @@ class Served:
     base_url: str
     harness: Harness  # the same store and keys, in this process
 
-    def client(self, **kwargs: object) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.base_url, timeout=20, **kwargs)  # type: ignore[arg-type]
+    def client(self, *, source: str | None = None) -> httpx.AsyncClient:
+        """``source``: the loopback address to connect from (a client of its own to throttle)."""
+        transport = httpx.AsyncHTTPTransport(local_address=source) if source else None
+        return httpx.AsyncClient(base_url=self.base_url, timeout=20, transport=transport)
 
     async def login(self, client: httpx.AsyncClient, email: str = EMAIL) -> httpx.Response:
         response = await client.post("/auth/login", json={"email": email, "password": PASSWORD})
@@ -211,7 +214,7 @@ async def test_logout_ends_the_session_at_once_everywhere(served: Served) -> Non
 async def test_an_untrusted_peer_cannot_spread_its_failures_over_made_up_addresses(
     served: Served,
 ) -> None:
-    async with served.client() as client:
+    async with served.client(source="127.0.0.9") as client:
         responses = await asyncio.gather(
             *(
                 client.post(
@@ -293,3 +296,96 @@ async def test_no_cross_origin_access_is_granted(served: Served) -> None:
     for response in (login, preflight):
         assert not any(h.startswith("access-control-") for h in response.headers), response.headers
     assert preflight.status_code == 405
+
+
+# -- passwords and accounts -------------------------------------------------------------------
+
+
+async def test_the_password_policy_over_the_wire(served: Served) -> None:
+    async with served.client() as client:
+        for weak in ("short", "password123", "x" * 129):
+            body = {"email": "weak@example.com", "password": weak}
+            assert_problem(await client.post("/auth/register", json=body), 422, "weak_password")
+        surrogate = b'{"email": "odd@example.com", "password": "abcdefgh\\ud800ij"}'
+        odd = await client.post("/auth/register", content=surrogate, headers=JSON)
+        assert_problem(odd, 422, "weak_password")
+        long_one = {"email": "long@example.com", "password": "é" * 64 + " long enough"}
+        assert (await client.post("/auth/register", json=long_one)).status_code == 201
+
+
+async def test_any_unicode_spelling_of_a_password_signs_in(served: Served) -> None:
+    composed, decomposed = "caf\u00e9 au lait 42", "cafe\u0301 au lait 42"
+    async with served.client() as client:
+        body = {"email": "nfkc@example.com", "password": composed}
+        assert (await client.post("/auth/register", json=body)).status_code == 201
+        again = {"email": "nfkc@example.com", "password": decomposed}
+        assert (await client.post("/auth/login", json=again)).status_code == 200
+
+
+async def test_unknown_account_and_wrong_password_get_the_same_answer(served: Served) -> None:
+    async with served.client() as client:
+        wrong = await client.post("/auth/login", json={"email": EMAIL, "password": "not it at all"})
+        unknown = await client.post(
+            "/auth/login", json={"email": "nobody@example.com", "password": "not it at all"}
+        )
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+    assert "set-cookie" not in wrong.headers and "set-cookie" not in unknown.headers
+
+
+async def test_a_password_change_ends_every_other_session(served: Served) -> None:
+    email, password = "changer@example.com", "the first long secret"
+    async with served.client() as here, served.client() as there:
+        body = {"email": email, "password": password}
+        assert (await here.post("/auth/register", json=body)).status_code == 201
+        other = set_cookies(await there.post("/auth/login", json=body))["access_token"].value
+        mine = set_cookies(await here.post("/auth/login", json=body))["access_token"].value
+        change = await here.post(
+            "/auth/password",
+            json={"current_password": password, "new_password": "the second long secret"},
+            headers=bearer(mine),
+        )
+        assert change.status_code == 204
+        await assert_revoked_within(there, other)
+        assert (await here.get("/api/userinfo", headers=bearer(mine))).status_code == 200
+
+
+async def test_a_user_ends_one_of_their_devices_and_only_their_own(served: Served) -> None:
+    async with served.client() as phone, served.client() as laptop, served.client() as bob:
+        phone_access = set_cookies(await served.login(phone))["access_token"].value
+        laptop_login = await served.login(laptop)
+        laptop_access = set_cookies(laptop_login)["access_token"].value
+        body = {"email": "bob@example.com", "password": PASSWORD}
+        bob_access = set_cookies(await bob.post("/auth/register", json=body))["access_token"].value
+        devices = (await phone.get("/api/sessions", headers=bearer(phone_access))).json()
+        assert laptop_login.json()["session_id"] in {d["id"] for d in devices}
+        not_mine = await bob.delete(
+            f"/api/sessions/{laptop_login.json()['session_id']}", headers=bearer(bob_access)
+        )
+        assert_problem(not_mine, 404, "not_found")
+        ended = await phone.delete(
+            f"/api/sessions/{laptop_login.json()['session_id']}", headers=bearer(phone_access)
+        )
+        assert ended.status_code == 204
+        await assert_revoked_within(laptop, laptop_access)
+
+
+async def test_disabling_an_account_ends_its_sessions_and_its_logins(served: Served) -> None:
+    await served.harness.user("root@example.com", roles=("admin",))
+    async with served.client() as admin, served.client() as victim:
+        admin_access = set_cookies(await served.login(admin, "root@example.com"))["access_token"]
+        body = {"email": "gone@example.com", "password": PASSWORD}
+        registered = await victim.post("/auth/register", json=body)
+        victim_id = registered.json()["user"]["id"]
+        victim_access = set_cookies(registered)["access_token"].value
+        patch = await admin.patch(
+            f"/api/admin/users/{victim_id}",
+            json={"disabled": True},
+            headers=bearer(admin_access.value),
+        )
+        assert patch.status_code == 200
+        await assert_revoked_within(victim, victim_access)
+        refused = await victim.post("/auth/login", json=body)
+        assert_problem(refused, 401, "invalid_credentials")
+        as_user = await victim.get("/api/admin/users", headers=bearer(victim_access))
+        assert as_user.status_code == 401
