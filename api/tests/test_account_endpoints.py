@@ -315,7 +315,7 @@ async def test_admin_role_change_shows_in_userinfo_and_the_next_access_token(
         info = await browser.get("/api/userinfo")
         assert info.json()["roles"] == ["editor", "viewer"]
         assert (await browser.post("/auth/refresh")).status_code == 200
-        claims = harness.services.access.verify(access_cookie(browser))
+        claims = harness.services.access_tokens.verify(access_cookie(browser))
         assert sorted(claims.roles) == ["editor", "viewer"]
         # The admin's list agrees.
         listed = {u["id"]: u for u in (await admin.get("/api/admin/users")).json()}

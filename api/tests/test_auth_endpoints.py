@@ -43,7 +43,7 @@ async def disable(harness: Harness, user_id: str) -> None:
     await harness.services.db.write(
         lambda db: db.execute(update(User).where(User.id == user_id).values(disabled=True))
     )
-    harness.services.directory.forget_user(user_id)
+    harness.services.session_cache.forget_user(user_id)
 
 
 async def login(
@@ -647,7 +647,7 @@ async def test_logout_with_an_expired_access_cookie_revokes_its_session(harness:
     async with harness.client() as client, harness.client() as probe:
         session_id = (await login(client)).json()["session_id"]
         live_access = access_cookie(client)
-        expired, exp = harness.services.access.issue(
+        expired, exp = harness.services.access_tokens.issue(
             sub=user_id, sid=session_id, roles=[], now=int(time.time()) - 3600
         )
         assert exp < time.time() - 60

@@ -170,13 +170,13 @@ async def store_down(harness: Harness, tmp_path: Path) -> AsyncIterator[None]:
     real = services.db
     broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
     services.db = broken
-    services.directory.db = broken
+    services.session_cache.db = broken
     services.throttle.db = broken
     try:
         yield
     finally:
         services.db = real
-        services.directory.db = real
+        services.session_cache.db = real
         services.throttle.db = real
         await broken.dispose()
 
@@ -189,7 +189,7 @@ async def test_userinfo_when_the_store_is_down_is_503(harness: Harness, tmp_path
         ).json()["session_id"]
         token = access_cookie(client)
         async with store_down(harness, tmp_path):
-            harness.services.directory.forget(sid)  # no cached answer to fall back on
+            harness.services.session_cache.forget(sid)  # no cached answer to fall back on
             response = await client.get("/api/userinfo", headers=bearer(token))
         assert_problem(response, 503, "store_unavailable")
         assert "missing-dir" not in response.text

@@ -15,9 +15,9 @@ from starlette.types import Message, Scope
 from kizuna import accounts, fastlane
 from kizuna.deps import Principal, get_principal
 from kizuna.fastlane import UserinfoFastLane
-from kizuna.liveness import SessionView
 from kizuna.routes.account import userinfo as real_userinfo
 from kizuna.schemas import UserInfo
+from kizuna.session_cache import SessionView
 from tests.conftest import Harness
 from tests.contract import access_cookie, assert_problem, bearer
 from tests.lanes import client_without, fail_routes_through
@@ -142,7 +142,7 @@ async def test_a_changed_account_is_not_served_from_the_cache(
         ada = next(u for u in users if u["email"] == EMAIL)
         patched = await admin.patch(f"/api/admin/users/{ada['id']}", json={"roles": ["viewer"]})
         assert patched.status_code == 200, patched.text
-    harness.services.directory.forget_user(ada["id"])  # other processes: within the ttl
+    harness.services.session_cache.forget_user(ada["id"])  # other processes: within the ttl
     response = await fast.get("/api/userinfo", headers=bearer(token))
     assert response.json()["roles"] == ["viewer"]
     assert_same(response, await plain.get("/api/userinfo", headers=bearer(token)))
@@ -238,7 +238,7 @@ async def test_a_store_failure_is_503_and_the_store_is_asked_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token, sid = await signed_in(harness)
-    directory = harness.services.directory
+    directory = harness.services.session_cache
     asked: list[str] = []
     real_get = directory.get
 

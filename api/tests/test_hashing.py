@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kizuna.hashing_process import HashingProcess, Slots
-from kizuna.passwords import PasswordHasher
+from kizuna.password_hasher import PasswordHasher
 
 
 def slots(tmp_path: Path, count: int = 1) -> Slots:
@@ -146,7 +146,7 @@ def test_hashing_processes_end_with_a_killed_server(tmp_path: Path) -> None:
         "import asyncio, sys\n"
         "from pathlib import Path\n"
         "from kizuna.hashing_process import Slots\n"
-        "from kizuna.passwords import PasswordHasher\n"
+        "from kizuna.password_hasher import PasswordHasher\n"
         "async def main():\n"
         "    hasher = PasswordHasher(concurrency=2, slots=Slots(Path(sys.argv[1]), 1))\n"
         "    await hasher.warm_up()\n"

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from kizuna import accounts
+from kizuna.password_policy import WeakPassword
 from kizuna.store import users as user_store
 from tests.conftest import PASSWORD, Harness
 
@@ -113,7 +114,7 @@ async def test_the_hasher_never_matches_a_string_that_is_not_text(harness: Harne
 async def test_register_refuses_a_lone_surrogate_before_hashing(harness: Harness) -> None:
     try:
         await accounts.register(harness.services, email=EMAIL, password=LONE_SURROGATE, name="")
-    except accounts.WeakPassword as exc:
+    except WeakPassword as exc:
         assert "text" in exc.reason
     else:
         raise AssertionError("a lone surrogate was accepted")

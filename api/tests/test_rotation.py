@@ -141,7 +141,7 @@ async def test_access_token_in_refresh_cookie_is_invalid(harness: Harness) -> No
 
 
 async def test_expired_refresh_token(harness: Harness) -> None:
-    token = harness.services.refresh.encode(
+    token = harness.services.refresh_tokens.encode(
         token_id="00000000-0000-0000-0000-000000000000",
         session_id="s",
         user_id="u",

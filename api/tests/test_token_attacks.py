@@ -395,7 +395,9 @@ ATTACKS: list[Any] = [
     pytest.param(with_claims(iss="https://evil.example"), id="iss-wrong"),
     pytest.param(with_claims(aud="someone-else"), id="aud-wrong"),
     pytest.param(with_claims(aud=["someone-else"]), id="aud-list-without-ours"),
-    pytest.param(with_claims(aud=lambda a: a.harness.services.refresh.audience), id="aud-refresh"),
+    pytest.param(
+        with_claims(aud=lambda a: a.harness.services.refresh_tokens.audience), id="aud-refresh"
+    ),
     *[
         pytest.param(with_claims(**{claim: DROP}), id=f"claim-missing-{claim}")
         for claim in ("sub", "sid", "exp", "iss", "aud", "jti", "iat")

@@ -472,8 +472,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             services = harness.services
             ring = Ring(
                 keyring=services.keyring,
-                access=services.access,
-                refresh=services.refresh,
+                access=services.access_tokens,
+                refresh=services.refresh_tokens,
                 access_token=str(signed_in.cookies.get("access_token")),
                 refresh_token=str(signed_in.cookies.get("refresh_token", path="/auth/refresh")),
                 attacker=ec.generate_private_key(ec.SECP256R1()),

@@ -14,7 +14,8 @@ from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
 from kizuna.db import Tx, tx_of
 from kizuna.models import User
-from kizuna.passwords import HashingBusy, WeakPassword, check_policy
+from kizuna.password_hasher import HashingBusy
+from kizuna.password_policy import WeakPassword, check_policy
 from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
@@ -84,19 +85,21 @@ async def start_session(
     def minted(done: tuple[list[str], TokenRecord]) -> tuple[list[str], NewSession]:
         # After commit, off the loop where the store allows (see rotation._minted).
         previous, record = done
-        access, access_exp = services.access.issue(sub=user.id, sid=record.session_id, roles=roles)
+        access, access_exp = services.access_tokens.issue(
+            sub=user.id, sid=record.session_id, roles=roles
+        )
         return previous, NewSession(
             user=user,
             session_id=record.session_id,
             device_id=device_id,
             access_token=access,
             access_expires_at=access_exp,
-            refresh_token=services.refresh.for_record(record),
+            refresh_token=services.refresh_tokens.for_record(record),
             refresh_expires_at=record.expires_at,
         )
 
     previous, new = await services.db.write_core(work, then=minted)
-    services.directory.forget(*previous)
+    services.session_cache.forget(*previous)
     return new
 
 
@@ -202,7 +205,7 @@ async def change_password(
         )
 
     revoked = await services.db.write(work)
-    services.directory.forget(*revoked)
+    services.session_cache.forget(*revoked)
     log.info("password_changed", user_id=user_id, sessions_revoked=len(revoked))
 
 
@@ -215,7 +218,7 @@ async def revoke_sessions(
             tx_of(db), session_ids=list(session_ids), reason=reason, now=now
         )
     )
-    services.directory.forget(*session_ids)
+    services.session_cache.forget(*session_ids)
     if revoked:
         log.info("sessions_revoked", session_ids=revoked, reason=reason)
     return revoked
@@ -229,8 +232,8 @@ async def revoke_user(services: Services, *, user_id: str, reason: str) -> list[
         return ids, session_store.revoke(tx_of(db), session_ids=ids, reason=reason, now=now)
 
     ids, revoked = await services.db.write(work)
-    services.directory.forget(*ids)
-    services.directory.forget_user(user_id)
+    services.session_cache.forget(*ids)
+    services.session_cache.forget_user(user_id)
     if revoked:
         log.info("sessions_revoked", user_id=user_id, count=len(revoked), reason=reason)
     return revoked

@@ -92,7 +92,7 @@ def users_create(
 ) -> None:
     """Create a user. The password comes from standard input, never from the command line."""
     from kizuna import accounts, services
-    from kizuna.passwords import WeakPassword
+    from kizuna.password_policy import WeakPassword
     from kizuna.store.users import EmailTaken
 
     if not password_stdin:

@@ -22,7 +22,7 @@ def valid_device_id(value: str | None) -> bool:
     return bool(value) and _DEVICE_ID.fullmatch(value or "") is not None
 
 
-class CookieJar:
+class SessionCookies:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
 

@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from starlette.requests import cookie_parser
 
 from kizuna.clientinfo import ClientInfo, client_info
-from kizuna.liveness import SessionView
 from kizuna.problems import Problem, invalid_token, unauthenticated
 from kizuna.services import Services
+from kizuna.session_cache import SessionView
 from kizuna.tokens import AccessClaims, TokenError
 
 log = structlog.get_logger("kizuna.security")
@@ -76,10 +76,10 @@ async def principal_from_token(services: Services, token: str | None) -> Princip
     if token is None:
         raise unauthenticated()
     try:
-        claims = services.access.verify(token)
+        claims = services.access_tokens.verify(token)
     except TokenError as exc:
         raise invalid_token() from exc
-    view = await services.directory.get(claims.sid)
+    view = await services.session_cache.get(claims.sid)
     if view is None or not view.usable_by(claims.sub):
         raise invalid_token()
     return Principal(claims=claims, session=view)

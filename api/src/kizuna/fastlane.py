@@ -17,13 +17,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kizuna.clientinfo import client_info_of
 from kizuna.deps import SETTLED_FAILURE, Principal, access_token_from, principal_from_token
-from kizuna.liveness import SessionView
 from kizuna.middleware import read_body, replaying
 from kizuna.problems import internal_error, is_store_failure, store_unavailable
 from kizuna.routes.account import userinfo
 from kizuna.routes.auth import login_response, refresh_response
 from kizuna.schemas import LoginBody
 from kizuna.services import Services
+from kizuna.session_cache import SessionView
 
 PATH = "/api/userinfo"
 _MAX_BODIES = 4096

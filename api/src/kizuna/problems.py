@@ -16,7 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from kizuna.passwords import HashingBusy
+from kizuna.password_hasher import HashingBusy
 from kizuna.schemas import ProblemDetails
 
 log = structlog.get_logger("kizuna.errors")

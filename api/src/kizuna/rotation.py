@@ -72,7 +72,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
     if not token:
         raise RefreshRefused(Refused.missing)
     try:
-        claims = services.refresh.verify(token)
+        claims = services.refresh_tokens.verify(token)
     except TokenError as exc:
         raise RefreshRefused(Refused.expired if exc.expired else Refused.invalid) from exc
 
@@ -91,7 +91,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
     )
 
     if isinstance(outcome, Refused):
-        services.directory.forget(claims.sid)
+        services.session_cache.forget(claims.sid)
         if outcome is Refused.reused:
             log.warning(
                 "refresh_reuse_detected",
@@ -119,7 +119,7 @@ def _minted(services: Services, decision: _Decision) -> Rotated:
     that release let the writer cut in, and a 20 µs signature cost the loop over 100 µs
     (measured)."""
     record = decision.record
-    access, access_exp = services.access.issue(
+    access, access_exp = services.access_tokens.issue(
         sub=record.user_id, sid=record.session_id, roles=decision.roles
     )
     return Rotated(
@@ -128,7 +128,7 @@ def _minted(services: Services, decision: _Decision) -> Rotated:
         roles=decision.roles,
         access_token=access,
         access_expires_at=access_exp,
-        refresh_token=services.refresh.for_record(record),
+        refresh_token=services.refresh_tokens.for_record(record),
         refresh_expires_at=record.expires_at,
         replayed=decision.replayed,
     )

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from kizuna.cookies import CookieJar
+from kizuna.cookies import SessionCookies
 from kizuna.db import Database
 from kizuna.hashing_process import Slots, default_slots
 from kizuna.keys import KeyRing
-from kizuna.liveness import SessionDirectory
-from kizuna.passwords import PasswordHasher
+from kizuna.password_hasher import PasswordHasher
+from kizuna.session_cache import SessionCache
 from kizuna.settings import Settings, ensure_data_dir
 from kizuna.throttle import Throttle
 from kizuna.tokens import AccessTokens, RefreshTokens
@@ -23,12 +23,12 @@ class Services:
     settings: Settings
     db: Database
     keyring: KeyRing
-    access: AccessTokens
-    refresh: RefreshTokens
+    access_tokens: AccessTokens
+    refresh_tokens: RefreshTokens
     hasher: PasswordHasher
     throttle: Throttle
-    directory: SessionDirectory
-    cookies: CookieJar
+    session_cache: SessionCache
+    cookies: SessionCookies
 
     async def close(self) -> None:
         await self.hasher.close()
@@ -67,7 +67,7 @@ def build(settings: Settings) -> Services:
         settings=settings,
         db=db,
         keyring=keyring,
-        access=AccessTokens(
+        access_tokens=AccessTokens(
             keyring,
             issuer=settings.issuer,
             audience=settings.audience,
@@ -75,13 +75,13 @@ def build(settings: Settings) -> Services:
             leeway=settings.clock_leeway,
             logout_horizon=settings.refresh_token_ttl,
         ),
-        refresh=RefreshTokens(keyring, issuer=settings.issuer, leeway=settings.clock_leeway),
+        refresh_tokens=RefreshTokens(keyring, issuer=settings.issuer, leeway=settings.clock_leeway),
         hasher=PasswordHasher(
             concurrency=settings.hash_concurrency,
             slots=Slots(settings.data_dir, settings.hash_cores or default_slots()),
             max_queue=settings.hash_queue,
         ),
         throttle=Throttle(db, settings),
-        directory=SessionDirectory(db, ttl=settings.session_cache_ttl),
-        cookies=CookieJar(settings),
+        session_cache=SessionCache(db, ttl=settings.session_cache_ttl),
+        cookies=SessionCookies(settings),
     )

@@ -59,7 +59,7 @@ async def update_user(
     out = await services.db.write(work)
     if body.disabled:
         await accounts.revoke_user(services, user_id=user_id, reason="user_disabled")
-    services.directory.forget_user(user_id)
+    services.session_cache.forget_user(user_id)
     log.info(
         "user_updated",
         user_id=user_id,

@@ -12,7 +12,8 @@ from kizuna.clientinfo import ClientInfo
 from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.cookies import new_device_id, valid_device_id
 from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
-from kizuna.passwords import HashingBusy, WeakPassword
+from kizuna.password_hasher import HashingBusy
+from kizuna.password_policy import WeakPassword
 from kizuna.problems import Problem, hashing_busy, problem_response, problem_responses, response_of
 from kizuna.schemas import LoginBody, LoginOut, PasswordBody, RefreshOut, RegisterBody, UserOut
 from kizuna.services import Services
@@ -181,7 +182,9 @@ def _session_id_of_request(request: Request, services: Services) -> tuple[str | 
     refresh_token = request.cookies.get(services.settings.refresh_cookie)
     if refresh_token:
         try:
-            return services.refresh.verify(refresh_token, verify_exp=False).sid, "refresh_token"
+            return services.refresh_tokens.verify(
+                refresh_token, verify_exp=False
+            ).sid, "refresh_token"
         except TokenError:
             pass
     try:
@@ -191,7 +194,7 @@ def _session_id_of_request(request: Request, services: Services) -> tuple[str | 
     if not access_token:
         return None, "no_token"
     try:
-        return services.access.session_of(access_token), "access_token"
+        return services.access_tokens.session_of(access_token), "access_token"
     except TokenError as exc:
         return None, f"access_token_{exc.reason.replace(' ', '_')}"
 

@@ -68,7 +68,7 @@ def _load_view(db: Session, session_id: str) -> SessionView | None:
 _FEED_PAGE = 1000
 
 
-class SessionDirectory:
+class SessionCache:
     def __init__(self, db: Database, *, ttl: float, max_entries: int = 100_000) -> None:
         self.db = db
         self.ttl = ttl
