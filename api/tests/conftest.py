@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kizuna import accounts, migrate
+from kizuna import accounts, log, migrate
 from kizuna.app import create_app
 from kizuna.services import Services
 from kizuna.settings import Settings
@@ -81,6 +81,7 @@ class Harness:
 
 
 async def _harness(settings: Settings) -> AsyncIterator[Harness]:
+    log.configure(level=settings.log_level, json=settings.log_json)  # as kizuna serve does
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield Harness(app)

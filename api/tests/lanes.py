@@ -1,5 +1,5 @@
 """Helpers for the tests of the fast lanes: the same app without one lane (the reference
-answers), and routes made to fail with a telltale 418 (so any other answer is a lane's)."""
+answers), and routes made to fail with a telltale answer (so any other answer is a lane's)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from kizuna.app import create_app
+from kizuna.errors import Code
 from kizuna.problems import Problem
 from tests.conftest import BASE_URL, Harness
 
@@ -26,11 +27,14 @@ def client_without(harness: Harness, lane: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
 
 
+ROUTE_USED = "The FastAPI route answered."
+
+
 def fail_routes_through(harness: Harness, dependency: Any) -> None:
-    """Every route that depends on ``dependency`` now answers 418 ``route_used``."""
+    """Every route that depends on ``dependency`` now answers a 500 saying ``ROUTE_USED``."""
 
     async def nope() -> None:
-        raise Problem(418, "route_used", "The FastAPI route answered.")
+        raise Problem(Code.internal_error, detail=ROUTE_USED)
 
     harness.app.dependency_overrides[dependency] = nope
 

@@ -1,4 +1,5 @@
-"""Contract §4, ``/api/*``: userinfo, sessions (devices) and admin. One test (or case) per row."""
+"""docs/protocol.md §4, ``/api/*``: userinfo, sessions (devices) and admin. One test (or case)
+per row."""
 
 from __future__ import annotations
 

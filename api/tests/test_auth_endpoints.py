@@ -1,5 +1,5 @@
-"""Contract §2 and §4, ``/auth/*``: register, login, throttling, logout, logout-all, password
-change, and the headers every answer carries. One test (or case) per contract row."""
+"""docs/protocol.md §2 and §4, ``/auth/*``: register, login, throttling, logout, logout-all,
+password change, and the headers every answer carries. One test (or case) per row."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The operator's CLI (contract §8), run as operators run it: ``python -m kizuna ...`` in a
+"""The operator's CLI (docs/protocol.md §8), run as operators run it: ``python -m kizuna ...`` in a
 subprocess, configured only by ``KIZUNA_DATA_DIR``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Contract §4 errors: everything is problem+json with a stable code and nothing internal;
+"""docs/protocol.md §4 errors: everything is problem+json with a stable code and nothing internal;
 unknown route, wrong method, too-large body; a store that cannot answer is a 503; health."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from kizuna.db import Database
+from kizuna.errors import CATALOGUE, TITLES, Code
+from kizuna.problems import problem_response
 from tests.conftest import PASSWORD, Harness
 from tests.contract import access_cookie, assert_no_leak, assert_problem, bearer
 
@@ -226,3 +228,21 @@ async def test_health_and_readiness(harness: Harness, tmp_path: Path) -> None:
         assert_problem(not_ready, 503, "store_unavailable")
         assert alive.status_code == 200
         assert (await client.get("/readyz")).status_code == 200
+
+
+def test_the_catalogue_has_one_entry_per_code_with_a_status_and_a_sentence() -> None:
+    assert set(CATALOGUE) == set(Code)
+    for code, entry in CATALOGUE.items():
+        assert 400 <= entry.status < 600, code
+        assert entry.detail.endswith(".") and len(entry.detail) > 10, code
+        assert entry.status in TITLES, code
+
+
+def test_a_problem_carries_its_catalogue_entry_and_what_the_case_adds() -> None:
+    response = problem_response(Code.too_many_attempts, headers={"Retry-After": "7"})
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.media_type == "application/problem+json"
+    busy = problem_response(Code.server_busy)
+    assert (busy.status_code, busy.headers["retry-after"]) == (503, "1")

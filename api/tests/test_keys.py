@@ -1,4 +1,4 @@
-"""The key ring (contract §3 "Keys", issue 2): keys made on first start and readable by the
+"""The key ring (docs/protocol.md §3, issue 2): keys made on first start and readable by the
 owner only, a cacheable JWKS, and rotation that logs nobody out, including a rotation done by
 ``kizuna keys rotate`` in another process while the server runs."""
 

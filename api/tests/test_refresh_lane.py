@@ -11,7 +11,7 @@ import pytest
 from kizuna.deps import get_client
 from kizuna.fastlane import RefreshFastLane
 from tests.conftest import Harness
-from tests.lanes import client_without, cookie_attributes, fail_routes_through
+from tests.lanes import ROUTE_USED, client_without, cookie_attributes, fail_routes_through
 
 
 def disable_route(harness: Harness) -> None:
@@ -38,7 +38,7 @@ async def test_the_lane_rotates_without_the_route(harness: Harness) -> None:
         assert response.headers["referrer-policy"] == "no-referrer"
         # A request with a body is the app's to judge (size limit), so the route answers it.
         with_body = await client.post("/auth/refresh", content=b"{}")
-        assert with_body.status_code == 418
+        assert with_body.json()["detail"] == ROUTE_USED
 
 
 async def test_lane_and_route_answer_alike(harness: Harness, plain: httpx.AsyncClient) -> None:

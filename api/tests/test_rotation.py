@@ -1,4 +1,4 @@
-"""Refresh rotation: every rule of the contract's §6, against the real app and store."""
+"""Refresh rotation: every rule of docs/protocol.md §6, against the real app and store."""
 
 from __future__ import annotations
 

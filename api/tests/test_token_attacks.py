@@ -1,4 +1,4 @@
-"""Token attacks against ``GET /api/userinfo`` (contract §3, §4; issue 2).
+"""Token attacks against ``GET /api/userinfo`` (docs/protocol.md §3, §4; issue 2).
 
 Every forgery here is built from a token the server would accept: the same header and claims,
 signed with the server's own private key, with exactly one thing changed, the thing under

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from kizuna import log, problems, services
+from kizuna import problems, services
 from kizuna.fastlane import LoginFastLane, RefreshFastLane, UserinfoFastLane
 from kizuna.middleware import BodyLimit, StandardHeaders
 from kizuna.routes import account, admin, auth, wellknown
@@ -42,21 +40,12 @@ class KizunaAPI(FastAPI):
 
 def create_app(settings: Settings | None = None) -> KizunaAPI:
     settings = settings or load_settings()
-    log.configure(level=settings.log_level, json=settings.log_json)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = services.build(settings)
         app.state.services = built
         await built.hasher.warm_up()
-        # Everything built so far lives as long as the process: keep it out of the garbage
-        # collector's sight, and collect less often, so full collections do not stall requests.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
-        # Store work runs in threads; a thread busy in Python keeps the GIL for up to the
-        # switch interval (5 ms by default) while the event loop waits to answer requests.
-        sys.setswitchinterval(0.0001)
         try:
             yield
         finally:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -212,6 +213,32 @@ def keys_list() -> None:
 
     for entry in open_keyring(load_settings()).describe():
         typer.echo(json.dumps(entry))
+
+
+@app.command()
+def openapi(
+    out: Annotated[
+        Path | None, typer.Option(help="Write the document to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the OpenAPI document of the API, built from the app object (no server, no store).
+
+    The web tier generates its TypeScript types from it (web/scripts/api-types.sh).
+    """
+    import tempfile
+
+    from kizuna.app import create_app
+    from kizuna.settings import Settings
+
+    # Default settings, not the environment's: the document must not depend on where it
+    # is built. A throwaway data dir, although building the app opens nothing.
+    with tempfile.TemporaryDirectory() as data_dir:
+        document = create_app(Settings.model_construct(data_dir=Path(data_dir))).openapi()
+    text = json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 def main() -> None:

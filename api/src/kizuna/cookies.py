@@ -1,4 +1,4 @@
-"""The three cookies of the contract (§2), set and deleted with their exact attributes."""
+"""The three cookies of docs/protocol.md §2, set and deleted with their exact attributes."""
 
 from __future__ import annotations
 

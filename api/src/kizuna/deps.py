@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 from starlette.requests import cookie_parser
 
 from kizuna.clientinfo import ClientInfo, client_info
-from kizuna.problems import Problem, invalid_token, unauthenticated
+from kizuna.errors import Code
+from kizuna.problems import Problem
 from kizuna.services import Services
 from kizuna.session_cache import SessionView
 from kizuna.tokens import AccessClaims, TokenError
@@ -43,7 +44,7 @@ def access_token_from(
     if authorization is not None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise invalid_token()
+            raise Problem(Code.invalid_token)
         return value.strip()
     if not cookie_header:
         return None
@@ -74,14 +75,14 @@ async def principal_from_token(services: Services, token: str | None) -> Princip
     """The one rule for "access token → principal": raises ``Problem`` (401) for a missing,
     bad, expired or revoked token; a store failure propagates as is (→ 503, never a 401)."""
     if token is None:
-        raise unauthenticated()
+        raise Problem(Code.unauthenticated)
     try:
         claims = services.access_tokens.verify(token)
     except TokenError as exc:
-        raise invalid_token() from exc
+        raise Problem(Code.invalid_token) from exc
     view = await services.session_cache.get(claims.sid)
     if view is None or not view.usable_by(claims.sub):
-        raise invalid_token()
+        raise Problem(Code.invalid_token)
     return Principal(claims=claims, session=view)
 
 
@@ -113,7 +114,7 @@ async def get_admin(principal: PrincipalDep, request: Request, client: ClientDep
             path=request.url.path,
             ip=client.ip,
         )
-        raise Problem(403, "forbidden", "This needs the admin role.")
+        raise Problem(Code.forbidden)
     return principal
 
 

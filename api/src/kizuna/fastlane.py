@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kizuna.clientinfo import client_info_of
 from kizuna.deps import SETTLED_FAILURE, Principal, access_token_from, principal_from_token
+from kizuna.errors import Code
 from kizuna.middleware import read_body, replaying
-from kizuna.problems import internal_error, is_store_failure, store_unavailable
+from kizuna.problems import internal_error, is_store_failure, problem_response
 from kizuna.routes.account import userinfo
 from kizuna.routes.auth import login_response, refresh_response
 from kizuna.schemas import LoginBody
@@ -155,7 +156,7 @@ class RefreshFastLane:
                 return
             # Asking the store again through the route would only wait for it twice.
             log.warning("store_unavailable", path=REFRESH_PATH, error=type(exc).__name__)
-            response = store_unavailable()
+            response = problem_response(Code.store_unavailable)
         response.raw_headers.extend(_STANDARD)
         await response(scope, receive, send)
 
@@ -207,7 +208,7 @@ class LoginFastLane:
             # No falling through here: a second run could open a second session.
             if is_store_failure(exc):
                 log.warning("store_unavailable", path=LOGIN_PATH, error=type(exc).__name__)
-                response = store_unavailable()
+                response = problem_response(Code.store_unavailable)
             else:
                 response = internal_error(LOGIN_PATH, exc)
         response.raw_headers.extend(_STANDARD)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kizuna.errors import Code
 from kizuna.problems import problem_response
 
 _NO_STORE_PREFIXES = ("/auth/", "/api/")
@@ -72,7 +73,7 @@ class BodyLimit:
         await self.app(scope, replaying(body, receive), send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(413, "payload_too_large", "The request body is too large.")
+        response = problem_response(Code.payload_too_large)
         await response(scope, receive, send)
 
 

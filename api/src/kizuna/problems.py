@@ -16,6 +16,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from kizuna.errors import CATALOGUE, TITLES, Code
 from kizuna.password_hasher import HashingBusy
 from kizuna.schemas import ProblemDetails
 
@@ -23,124 +24,76 @@ log = structlog.get_logger("kizuna.errors")
 
 PROBLEM_JSON = "application/problem+json"
 
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Payload too large",
-    415: "Unsupported media type",
-    422: "Unprocessable content",
-    429: "Too many requests",
-    500: "Internal server error",
-    503: "Service unavailable",
-}
-
-_HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
-
-BEARER = "Bearer"
-BEARER_INVALID = 'Bearer error="invalid_token"'
-
 
 class Problem(Exception):
+    """An answer from the catalogue (``kizuna.errors``), raised anywhere while a request is
+    handled and turned into a response at one edge (``install``). ``detail`` replaces the
+    catalogue's sentence where the case says more (which policy rule a password broke);
+    ``headers`` adds to the entry's own (the seconds of a Retry-After)."""
+
     def __init__(
         self,
-        status: int,
-        code: str,
-        detail: str,
+        code: Code,
         *,
+        detail: str | None = None,
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(code)
-        self.status = status
+        super().__init__(code.value)
         self.code = code
         self.detail = detail
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
-        # Set by the refresh path: a 401 there also deletes the cookies.
-        self.clear_cookies = False
-
-
-class StoreUnavailable(Exception):
-    """The store cannot answer; never to be confused with a bad credential."""
 
 
 def problem_response(
-    status: int,
-    code: str,
-    detail: str,
+    code: Code,
     *,
+    detail: str | None = None,
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    """The one way an error becomes a response: RFC 9457 problem details."""
+    entry = CATALOGUE[code]
     body: dict[str, Any] = {
-        "type": f"https://kizuna.dev/problems/{code.replace('_', '-')}",
-        "title": _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "code": code,
+        "type": f"https://kizuna.dev/problems/{code.value.replace('_', '-')}",
+        "title": TITLES.get(entry.status, "Error"),
+        "status": entry.status,
+        "detail": detail or entry.detail,
+        "code": code.value,
     }
     body.update(extra or {})
     # An error is never worth caching, and /auth/* must never be cached at all.
-    all_headers = {"Cache-Control": "no-store", **(headers or {})}
-    return JSONResponse(body, status_code=status, headers=all_headers, media_type=PROBLEM_JSON)
+    all_headers = {"Cache-Control": "no-store", **dict(entry.headers), **(headers or {})}
+    return JSONResponse(
+        body, status_code=entry.status, headers=all_headers, media_type=PROBLEM_JSON
+    )
 
 
 def response_of(problem: Problem) -> JSONResponse:
     return problem_response(
-        problem.status, problem.code, problem.detail, headers=problem.headers, extra=problem.extra
+        problem.code, detail=problem.detail, headers=problem.headers, extra=problem.extra
     )
 
 
 def internal_error(path: str, exc: Exception) -> JSONResponse:
     """Our bug, whatever it is: logged with its traceback, answered without a word of it."""
     log.error("unhandled_error", path=path, error=type(exc).__name__, exc_info=exc)
-    return problem_response(500, "internal_error", "Something went wrong on our side.")
+    return problem_response(Code.internal_error)
 
 
-def unauthenticated() -> Problem:
-    return Problem(401, "unauthenticated", "Sign in first.", headers={"WWW-Authenticate": BEARER})
-
-
-def invalid_token() -> Problem:
-    return Problem(
-        401,
-        "invalid_token",
-        "The access token is invalid, expired or revoked.",
-        headers={"WWW-Authenticate": BEARER_INVALID},
-    )
-
-
-def store_unavailable() -> JSONResponse:
-    return problem_response(
-        503,
-        "store_unavailable",
-        "The session store is not answering; try again shortly.",
-        headers={"Retry-After": "1"},
-    )
-
-
-def hashing_busy() -> JSONResponse:
-    return problem_response(
-        503,
-        "server_busy",
-        "Too many sign-ins are being checked right now; try again in a moment.",
-        headers={"Retry-After": "1"},
-    )
+# Statuses Starlette itself raises (routing, its own body parsing).
+_HTTP_CODES = {
+    400: Code.bad_request,
+    404: Code.not_found,
+    405: Code.method_not_allowed,
+    413: Code.payload_too_large,
+    415: Code.unsupported_media_type,
+}
 
 
 # What "the store cannot answer" looks like; IntegrityError (a DBAPIError) is our bug instead.
 STORE_FAILURES: tuple[type[Exception], ...] = (
-    StoreUnavailable,
     PoolTimeout,
     DisconnectionError,
     DBAPIError,
@@ -176,7 +129,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for one that takes a body, 422 for one that takes parameters."""
     return {
         status: {
-            "description": _DESCRIPTIONS.get(status, _TITLES.get(status, "Error")),
+            "description": _DESCRIPTIONS.get(status, TITLES.get(status, "Error")),
             "content": {PROBLEM_JSON: {"schema": dict(_REF)}},
         }
         for status in statuses
@@ -265,22 +218,16 @@ def install(app: FastAPI) -> None:
             {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
             for err in exc.errors()
         ]
-        return problem_response(
-            422, "validation_error", "The request is malformed.", extra={"errors": errors}
-        )
+        return problem_response(Code.validation_error, extra={"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
-        detail = {
-            404: "No such resource.",
-            405: "This method is not allowed here.",
-        }.get(exc.status_code, _TITLES.get(exc.status_code, "Error"))
-        return problem_response(exc.status_code, code, detail, headers=exc.headers)
+        fallback = Code.bad_request if exc.status_code < 500 else Code.internal_error
+        return problem_response(_HTTP_CODES.get(exc.status_code, fallback), headers=exc.headers)
 
     async def _store(request: Request, exc: Exception) -> Response:
         log.warning("store_unavailable", path=request.url.path, error=type(exc).__name__)
-        return store_unavailable()
+        return problem_response(Code.store_unavailable)
 
     for failure in STORE_FAILURES:
         app.add_exception_handler(failure, _store)
@@ -293,6 +240,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
     async def _busy(_request: Request, _exc: Exception) -> Response:
-        return hashing_busy()
+        return problem_response(Code.server_busy)
 
     app.add_exception_handler(HashingBusy, _busy)

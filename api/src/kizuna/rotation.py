@@ -1,4 +1,4 @@
-"""Refresh-token rotation, exactly as the contract's §6.
+"""Refresh-token rotation, exactly as docs/protocol.md §6.
 
 1. Bad signature / type / shape → ``refresh_token_invalid`` and expired → ``refresh_token_expired``,
    both decided before the store is touched.

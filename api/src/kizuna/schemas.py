@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from kizuna.errors import Code
+
 # Passwords presented to be checked are bounded here only against abuse. A NEW password is
 # not bounded here at all (the body limit bounds it): its length is the policy's to judge, so
-# too short (even empty) and too long answer 422 weak_password, as the contract says.
+# too short (even empty) and too long answer 422 weak_password, as docs/protocol.md §4 says.
 _Password = Field(min_length=1, max_length=1024)
 Role = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -104,5 +106,5 @@ class ProblemDetails(BaseModel):
     title: str
     status: int
     detail: str
-    code: str
+    code: Code
     errors: list[FieldError] | None = None

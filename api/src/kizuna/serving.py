@@ -29,7 +29,7 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
-APP = "kizuna.app:create_app"
+APP = "kizuna.serving:served_app"
 _STOP_GRACE = 30.0  # seconds a worker has to finish its requests before it is killed
 _EARLY_DEATH = 10.0  # a worker that dies this soon after its start did not start
 _EARLY_DEATHS_ALLOWED = 3
@@ -38,6 +38,21 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 class ServeError(RuntimeError):
     pass
+
+
+def served_app() -> Any:
+    """The app as ``kizuna serve`` runs it (uvicorn's factory): logging configured for the
+    process, which is tuned as a process of its own (``kizuna.process_tuning``) unless
+    ``KIZUNA_PROCESS_TUNING`` is false. ``create_app`` alone does neither."""
+    from kizuna import log
+    from kizuna.app import create_app
+    from kizuna.process_tuning import tuned
+    from kizuna.settings import load_settings
+
+    settings = load_settings()
+    log.configure(level=settings.log_level, json=settings.log_json)
+    app = create_app(settings)
+    return tuned(app) if settings.process_tuning else app
 
 
 def uvicorn_options(log_level: str) -> dict[str, Any]:

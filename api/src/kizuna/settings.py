@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(2_592_000, ge=60)
     session_max_age: int = Field(7_776_000, ge=60)
     refresh_grace: int = Field(10, ge=0, le=120)
-    # Leeway for exp/nbf/iat; the contract allows at most 5 s.
+    # Leeway for exp/nbf/iat; docs/protocol.md §3 allows at most 5 s.
     clock_leeway: int = Field(5, ge=0, le=5)
 
     allow_signup: bool = True
@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     session_cache_ttl: float = Field(0.5, ge=0.0, le=1.0)
     jwks_max_age: int = Field(300, ge=0)
     log_level: str = "info"
+    # ``kizuna serve`` tunes its own process (kizuna.process_tuning); an embedding app never is.
+    process_tuning: bool = True
     # Dev-only: serve the OpenAPI document at /openapi.json.
     api_docs: bool = False
     log_json: bool = True

@@ -49,9 +49,15 @@ class _VettedHMAC(HMACAlgorithm):
         return prepared
 
 
-# PyJWT's own extension point; used by jwt.encode/jwt.decode in this process from now on.
-jwt.unregister_algorithm(REFRESH_ALG)
-jwt.register_algorithm(REFRESH_ALG, _VettedHMAC())
+def _refresh_jwt() -> jwt.PyJWT:
+    """A PyJWT of the refresh-token verifier's own, whose HS256 is ``_VettedHMAC``. Each
+    ``PyJWT`` has its own ``PyJWS`` and algorithm table (PyJWT 2.x), so the module-level
+    ``jwt.encode``/``jwt.decode`` of the process, which a host app may use, are left alone."""
+    instance = jwt.PyJWT()
+    table = instance._jws  # the instance's own signer (see above)
+    table.unregister_algorithm(REFRESH_ALG)
+    table.register_algorithm(REFRESH_ALG, _VettedHMAC())
+    return instance
 
 
 class TokenError(Exception):
@@ -259,6 +265,7 @@ class RefreshTokens:
         self.issuer = issuer
         self.audience = issuer + "#refresh"
         self.leeway = leeway
+        self._jwt = _refresh_jwt()
 
     def encode(
         self,
@@ -282,7 +289,7 @@ class RefreshTokens:
             "iat": int(issued_at.timestamp()),
             "exp": int(expires_at.timestamp()),
         }
-        return jwt.encode(
+        return self._jwt.encode(
             payload, key.secret, algorithm=REFRESH_ALG, headers={"kid": key.kid, "typ": REFRESH_TYP}
         )
 
@@ -305,7 +312,7 @@ class RefreshTokens:
         if key is None:
             raise TokenError("unknown kid")
         try:
-            payload = jwt.decode(
+            payload = self._jwt.decode(
                 token,
                 key.secret,
                 algorithms=[REFRESH_ALG],

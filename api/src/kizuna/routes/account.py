@@ -8,6 +8,7 @@ from kizuna import accounts
 from kizuna.clock import iso, utcnow
 from kizuna.db import tx_of
 from kizuna.deps import PrincipalDep, ServicesDep
+from kizuna.errors import Code
 from kizuna.problems import Problem, problem_responses
 from kizuna.schemas import SessionBrief, SessionOut, UserInfo
 from kizuna.store import sessions as session_store
@@ -61,6 +62,6 @@ async def revoke_session(
     )
     # Someone else's session id and an unknown one look the same: 404.
     if session_id not in mine:
-        raise Problem(404, "not_found", "No such session.")
+        raise Problem(Code.not_found, detail="No such session.")
     await accounts.revoke_sessions(services, session_ids=[session_id], reason="revoked_by_user")
     return Response(status_code=204)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from kizuna import accounts
 from kizuna.clock import iso, utcnow
 from kizuna.deps import AdminDep, ServicesDep
+from kizuna.errors import Code
 from kizuna.models import User
 from kizuna.problems import Problem, problem_responses
 from kizuna.schemas import AdminUserOut, AdminUserPatch
@@ -46,14 +47,14 @@ async def update_user(
 ) -> AdminUserOut:
     roles = body.validated_roles()
     if roles is not None and not all(_ROLE.fullmatch(role) for role in roles):
-        raise Problem(422, "validation_error", "Roles are lower-case words.")
+        raise Problem(Code.validation_error, detail="Roles are lower-case words.")
 
     def work(db: Session) -> AdminUserOut:
         user = user_store.update(
             db, user_id=user_id, now=utcnow(), roles=roles, disabled=body.disabled
         )
         if user is None:
-            raise Problem(404, "not_found", "No such user.")
+            raise Problem(Code.not_found, detail="No such user.")
         return _out(user)
 
     out = await services.db.write(work)

@@ -12,9 +12,10 @@ from kizuna.clientinfo import ClientInfo
 from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.cookies import new_device_id, valid_device_id
 from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_token
+from kizuna.errors import Code
 from kizuna.password_hasher import HashingBusy
 from kizuna.password_policy import WeakPassword
-from kizuna.problems import Problem, hashing_busy, problem_response, problem_responses, response_of
+from kizuna.problems import Problem, problem_response, problem_responses, response_of
 from kizuna.schemas import LoginBody, LoginOut, PasswordBody, RefreshOut, RegisterBody, UserOut
 from kizuna.services import Services
 from kizuna.store.users import EmailTaken
@@ -25,21 +26,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 log = structlog.get_logger("kizuna.auth")
 
 
-def _invalid_credentials() -> Problem:
-    return Problem(401, "invalid_credentials", "The email or password is wrong.")
-
-
 def _too_many(retry_after: int) -> Problem:
-    return Problem(
-        429,
-        "too_many_attempts",
-        "Too many failed attempts; wait before trying again.",
-        headers={"Retry-After": str(retry_after)},
-    )
+    return Problem(Code.too_many_attempts, headers={"Retry-After": str(retry_after)})
 
 
 def _weak(exc: WeakPassword) -> Problem:
-    return Problem(422, "weak_password", exc.reason)
+    return Problem(Code.weak_password, detail=exc.reason)
 
 
 def _session_response(
@@ -82,7 +74,7 @@ async def register(
     body: RegisterBody, request: Request, services: ServicesDep, client: ClientDep
 ) -> Response:
     if not services.settings.allow_signup:
-        raise Problem(403, "signup_closed", "Sign-up is switched off on this server.")
+        raise Problem(Code.signup_closed)
     try:
         user = await accounts.sign_up(
             services,
@@ -96,7 +88,7 @@ async def register(
     except WeakPassword as exc:
         raise _weak(exc) from None
     except EmailTaken:
-        raise Problem(409, "email_taken", "An account with this email exists already.") from None
+        raise Problem(Code.email_taken) from None
     device_id, fresh = _device(request.cookies.get(services.settings.device_cookie))
     new = await accounts.start_session(services, user=user, device_id=device_id, client=client)
     log.info(
@@ -125,9 +117,9 @@ async def login_response(
     except Throttled as exc:
         return response_of(_too_many(exc.retry_after))
     except InvalidCredentials:
-        return response_of(_invalid_credentials())
+        return problem_response(Code.invalid_credentials)
     except HashingBusy:
-        return hashing_busy()
+        return problem_response(Code.server_busy)
     device_id, fresh = _device(device_cookie)
     new = await accounts.start_session(
         services, user=user, device_id=device_id, client=client, attempt=attempt
@@ -148,7 +140,7 @@ async def refresh_response(services: Services, token: str | None, client: Client
     try:
         rotated = await rotation.rotate(services, token, client)
     except rotation.RefreshRefused as exc:
-        response = problem_response(401, exc.code.value, _REFRESH_DETAIL[exc.code])
+        response = problem_response(Code(exc.code.value))
         services.cookies.clear_session(response)
         return response
     body = RefreshOut(
@@ -163,16 +155,6 @@ async def refresh_response(services: Services, token: str | None, client: Client
         refresh_max_age=seconds_until(rotated.refresh_expires_at),
     )
     return response
-
-
-_REFRESH_DETAIL = {
-    rotation.Refused.missing: "No refresh token was sent.",
-    rotation.Refused.invalid: "The refresh token is not valid.",
-    rotation.Refused.expired: "The refresh token has expired; sign in again.",
-    rotation.Refused.revoked: "The session has ended; sign in again.",
-    rotation.Refused.reused: "This refresh token was used before; the session is ended for safety.",
-    rotation.Refused.session_expired: "The session reached its maximum age; sign in again.",
-}
 
 
 def _session_id_of_request(request: Request, services: Services) -> tuple[str | None, str]:
@@ -239,7 +221,7 @@ async def change_password(
     except Throttled as exc:
         raise _too_many(exc.retry_after) from None
     except InvalidCredentials:
-        raise _invalid_credentials() from None
+        raise Problem(Code.invalid_credentials) from None
     except WeakPassword as exc:
         raise _weak(exc) from None
     return Response(status_code=204)

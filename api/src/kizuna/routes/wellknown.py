@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from kizuna.deps import ServicesDep
+from kizuna.errors import Code
 from kizuna.problems import problem_response, problem_responses
 
 router = APIRouter(tags=["meta"])
@@ -31,5 +32,5 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     try:
         await services.db.read(lambda db: db.execute(text("SELECT 1")))
     except Exception:
-        return problem_response(503, "store_unavailable", "The store is not answering.")
+        return problem_response(Code.store_unavailable)
     return JSONResponse({"status": "ready"})
