@@ -37,7 +37,7 @@ BIN = Path(PYTHON).parent
 KIZUNA = str(BIN / "kizuna") if (BIN / "kizuna").exists() else shutil.which("kizuna") or "kizuna"
 EMAIL = "bench@example.com"
 # The login burst's clients sign in to these in turn: the throttle counts a password check
-# before it runs, so one account takes at most ten at once (contract §4).
+# before it runs, so one account takes at most ten at once (docs/protocol.md §4).
 BURST_EMAILS = [EMAIL, "bench-2@example.com"]
 PASSWORD = "bench correct horse battery"
 HOST = "127.0.0.1"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The web tier's two benchmarks (see web/README.md, "Benchmarks"):
+# The web tier's two benchmarks (see bench/README.md, "Web"):
 #   1. proxy cost per request: over HTTP with and without the proxy, and the
 #      proxy function in process;
 #   2. browser time of an expired-token navigation against a valid-token one.
