@@ -9,33 +9,30 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
-from kizuna import problems, services
-from kizuna.fastlane import LoginFastLane, RefreshFastLane, UserinfoFastLane
+from kizuna import hot, problems, services
+from kizuna.hot.endpoint import HotEndpoints
 from kizuna.middleware import BodyLimit, StandardHeaders
 from kizuna.routes import account, admin, auth, wellknown
 from kizuna.settings import Settings, load_settings
 
 
 class KizunaAPI(FastAPI):
-    """FastAPI with the fast lanes (``kizuna.fastlane``) in front of its whole middleware
-    stack, not inside it, so that they also skip the layers FastAPI itself puts outermost
-    (error middleware, telemetry, body limit). Each lane hands anything it does not answer to
-    the full stack."""
+    """FastAPI with the hot endpoints (``kizuna.hot``) in front of its whole middleware stack,
+    not inside it, so that they also skip the layers FastAPI itself puts outermost (error
+    middleware, telemetry); they apply the body limit and the standard headers themselves.
+    Every other request goes to the full stack."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # Innermost first. Tests take one out to compare a lane with the route behind it.
-        self.lanes: list[type[UserinfoFastLane | RefreshFastLane | LoginFastLane]] = [
-            UserinfoFastLane,
-            RefreshFastLane,
-            LoginFastLane,
-        ]
+        self.hot_endpoints = hot.endpoints()
 
     def build_middleware_stack(self) -> ASGIApp:
-        app = super().build_middleware_stack()
-        for lane in self.lanes:
-            app = lane(app)
-        return app
+        return HotEndpoints(super().build_middleware_stack(), self.hot_endpoints)
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            hot.document(super().openapi(), self.hot_endpoints)
+        return super().openapi()
 
 
 def create_app(settings: Settings | None = None) -> KizunaAPI:

@@ -40,7 +40,7 @@ def access_token_from(
     authorization: str | None, cookie_header: str | None, cookie_name: str
 ) -> str | None:
     """``Authorization: Bearer`` first, else the access cookie. Takes the raw header values so
-    that the userinfo fast lane (plain ASGI, no Request) reads tokens by the same rules."""
+    that the userinfo endpoint (plain ASGI, see ``kizuna.hot``) reads tokens by the same rules."""
     if authorization is not None:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
@@ -86,16 +86,7 @@ async def principal_from_token(services: Services, token: str | None) -> Princip
     return Principal(claims=claims, session=view)
 
 
-# When the userinfo fast lane (kizuna.fastlane) lets the app answer a failure, it has already
-# asked ``principal_from_token``; it leaves the exception here so that the answer is not worked
-# out twice (a second store round trip, possibly a second pool timeout, or signature check).
-SETTLED_FAILURE = "kizuna.auth_failure"
-
-
 async def get_principal(request: Request, services: ServicesDep) -> Principal:
-    settled: Exception | None = request.scope.get(SETTLED_FAILURE)
-    if settled is not None:
-        raise settled
     return await principal_from_token(services, presented_access_token(request, services))
 
 

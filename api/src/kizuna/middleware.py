@@ -1,7 +1,10 @@
-"""Pure ASGI middleware: body-size limit and the response headers every answer needs."""
+"""The body-size limit and the response headers every answer needs: the policy, and the pure
+ASGI middleware that applies it to FastAPI's routes (the hot endpoints apply the same
+functions themselves, see ``kizuna.hot``)."""
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kizuna.errors import Code
@@ -29,6 +32,41 @@ async def read_body(receive: Receive, *, most: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def declared_too_large(declared: str | None, most: int) -> bool:
+    """A Content-Length over the limit, or one that is not a length at all."""
+    if declared is None:
+        return False
+    try:
+        return int(declared) > most
+    except ValueError:
+        return True
+
+
+async def read_limited_body(headers: Headers, receive: Receive, most: int) -> bytes | None:
+    """The request's whole body, or None when it is over ``most`` bytes (declared or sent).
+    A request that announces no body is not read at all."""
+    declared = headers.get("content-length")
+    if declared is None and "transfer-encoding" not in headers:
+        return b""
+    if declared_too_large(declared, most):
+        return None
+    return await read_body(receive, most=most)
+
+
+def with_standard_headers(
+    path: str, headers: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with what every answer carries: nosniff, no referrer, and no-store (in
+    place of any other Cache-Control) on /auth/* and /api/*."""
+    no_store = path.startswith(_NO_STORE_PREFIXES)
+    out = [(k, v) for k, v in headers if not (no_store and k.lower() == b"cache-control")]
+    if no_store:
+        out.append((b"cache-control", b"no-store"))
+    out.append((b"x-content-type-options", b"nosniff"))
+    out.append((b"referrer-policy", b"no-referrer"))
+    return out
+
+
 def replaying(body: bytes, receive: Receive) -> Receive:
     """``receive`` for an app behind a layer that has read the body already."""
     given = False
@@ -54,13 +92,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            try:
-                too_big = int(declared) > self.max_bytes
-            except ValueError:
-                too_big = True
-            if too_big:
+            if declared_too_large(declared, self.max_bytes):
                 await self._reject(scope, receive, send)
                 return
             await self.app(scope, receive, send)
@@ -87,20 +121,11 @@ class StandardHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        no_store = scope["path"].startswith(_NO_STORE_PREFIXES)
+        path = scope["path"]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if not (no_store and k.lower() == b"cache-control")
-                ]
-                if no_store:
-                    headers.append((b"cache-control", b"no-store"))
-                headers.append((b"x-content-type-options", b"nosniff"))
-                headers.append((b"referrer-policy", b"no-referrer"))
-                message["headers"] = headers
+                message["headers"] = with_standard_headers(path, list(message.get("headers", [])))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

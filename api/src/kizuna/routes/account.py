@@ -10,27 +10,10 @@ from kizuna.db import tx_of
 from kizuna.deps import PrincipalDep, ServicesDep
 from kizuna.errors import Code
 from kizuna.problems import Problem, problem_responses
-from kizuna.schemas import SessionBrief, SessionOut, UserInfo
+from kizuna.schemas import SessionOut
 from kizuna.store import sessions as session_store
 
 router = APIRouter(prefix="/api", tags=["account"])
-
-
-@router.get("/userinfo", response_model=UserInfo)
-async def userinfo(principal: PrincipalDep) -> UserInfo:
-    view = principal.session
-    return UserInfo(
-        sub=view.user_id,
-        email=view.email,
-        name=view.name,
-        roles=list(view.roles),
-        session=SessionBrief(
-            id=view.session_id,
-            device_id=view.device_id,
-            created_at=iso(view.created_at),
-            expires_at=iso(view.expires_at),
-        ),
-    )
 
 
 @router.get("/sessions", response_model=list[SessionOut])
