@@ -28,7 +28,7 @@ test-api: setup-python lint
 	@./scripts/setup-services.sh
 	cd api && ../$(VENV)/pytest -q
 
-test-web: setup-web
+test-web: setup-python setup-web
 	@./scripts/test-web.sh
 
 test-e2e: setup-python setup-web

@@ -1,8 +1,8 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { config as webConfig } from "./lib/config";
-import { refuseCrossSite, withDeploymentHeaders } from "./lib/handlers";
+import { refuseCrossSite, withDeploymentHeaders } from "./lib/route-handlers";
 import { createNonce, methodNotAllowed, pageCsp } from "./lib/headers";
-import { verifyAccessToken } from "./lib/jwks";
+import { verifyAccessToken } from "./lib/access-token";
 import { ALLOW, ALLOWED_METHODS } from "./lib/methods";
 import { refreshPath } from "./lib/next-path";
 
@@ -13,7 +13,7 @@ import { refreshPath } from "./lib/next-path";
 //  2. a per-request CSP nonce for the page's scripts;
 //  3. the access cookie is verified locally against the cached JWKS; a page
 //     navigation without a valid one (missing, bad or expired) goes to
-//     /auth/refresh with `next` = here, as contract §5 says: the refresh cookie
+//     /auth/refresh with `next` = here, as docs/protocol.md §5 says: the refresh cookie
 //     may outlive a lost access cookie, and an anonymous visitor is sent on to
 //     /login from there.
 

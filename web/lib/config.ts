@@ -3,7 +3,7 @@ import { parseNetworks, type IpNetwork } from "./ip-networks";
 
 // Runtime configuration of the web tier. Read from the environment of the
 // `next start` process (not inlined at build time), so one build serves any
-// deployment. Every default is the development topology of the contract (§1).
+// deployment. Every default is the development topology of docs/protocol.md §1.
 export interface WebConfig {
   apiUrl: string;
   issuer: string;
@@ -13,6 +13,9 @@ export interface WebConfig {
   refreshCookie: string;
   deviceCookie: string;
   refreshCookiePath: string;
+  /** As the API's KIZUNA_COOKIE_SECURE and KIZUNA_COOKIE_DOMAIN: the web tier deletes cookies the API set. */
+  cookieSecure: boolean;
+  cookieDomain: string | null;
   publicOrigins: string[];
   /** Load balancers whose X-Forwarded-* headers are believed (default: nobody). */
   trustedProxies: IpNetwork[];
@@ -28,6 +31,19 @@ function list(value: string | undefined, fallback: string[]): string[] {
   return items.length ? items : fallback;
 }
 
+// The API's settings parse these (pydantic): the same words mean the same here.
+const TRUE = new Set(["1", "on", "t", "true", "y", "yes"]);
+const FALSE = new Set(["0", "off", "f", "false", "n", "no"]);
+const DOMAIN = /^\.?[A-Za-z0-9.-]+$/;
+
+function flag(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value.trim() === "") return fallback;
+  const v = value.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  throw new Error(`${name}: ${value} is not a boolean (true or false)`);
+}
+
 let cached: WebConfig | undefined;
 
 export function config(): WebConfig {
@@ -35,7 +51,7 @@ export function config(): WebConfig {
   const env = process.env;
   const algorithms = list(env.KIZUNA_ACCESS_TOKEN_ALGORITHMS, ["ES256"]);
   for (const alg of algorithms) {
-    // The allow-list may only name asymmetric algorithms (contract §3).
+    // The allow-list may only name asymmetric algorithms (docs/protocol.md §3).
     if (!/^(ES256|ES384|ES512|RS256|RS384|RS512|PS256|PS384|PS512|EdDSA|Ed25519)$/.test(alg)) {
       throw new Error(`KIZUNA_ACCESS_TOKEN_ALGORITHMS: ${alg} is not an allowed algorithm`);
     }
@@ -53,6 +69,10 @@ export function config(): WebConfig {
   if (hsts !== "off" && !HSTS.test(hsts)) {
     throw new Error(`KIZUNA_HSTS: ${hsts} is not "max-age=N[; includeSubDomains][; preload]" or "off"`);
   }
+  const cookieDomain = env.KIZUNA_COOKIE_DOMAIN?.trim() || null;
+  if (cookieDomain !== null && !DOMAIN.test(cookieDomain)) {
+    throw new Error(`KIZUNA_COOKIE_DOMAIN: ${cookieDomain} is not a domain name`);
+  }
   cached = {
     apiUrl: (env.KIZUNA_API_URL || "http://127.0.0.1:8000").replace(/\/+$/, ""),
     issuer: env.KIZUNA_ISSUER || "kizuna",
@@ -62,6 +82,9 @@ export function config(): WebConfig {
     refreshCookie: env.KIZUNA_REFRESH_COOKIE || "refresh_token",
     deviceCookie: env.KIZUNA_DEVICE_COOKIE || "device_id",
     refreshCookiePath: "/auth/refresh",
+    // Defaults as the API's: Secure on, no Domain (a host-only cookie).
+    cookieSecure: flag("KIZUNA_COOKIE_SECURE", env.KIZUNA_COOKIE_SECURE, true),
+    cookieDomain,
     // Optional: the public origin(s) behind the load balancer, e.g.
     // https://example.com. Unset, the origin is taken from the Host header.
     publicOrigins,

@@ -1,4 +1,4 @@
-// The API sets every cookie itself (contract §2); the web tier passes its
+// The API sets every cookie itself (docs/protocol.md §2); the web tier passes its
 // Set-Cookie headers to the browser byte for byte, never re-serialising them,
 // so no attribute (Secure, HttpOnly, SameSite, Path, Max-Age, Domain, prefix)
 // can be lost or changed on the way. Pure functions: tested in test/cookies.
@@ -43,16 +43,28 @@ export function newCookieValue(lines: string[], name: string): string | undefine
   return found;
 }
 
+/** What the web tier must know of the session cookies to delete them itself. */
+export interface SessionCookieNames {
+  access: string;
+  refresh: string;
+  refreshPath: string;
+  /** The API's KIZUNA_COOKIE_SECURE and KIZUNA_COOKIE_DOMAIN. */
+  secure: boolean;
+  domain: string | null;
+}
+
 /**
- * Deletions for the session cookies, used only when the API could not be
- * reached (a logout must still leave the browser signed out). They repeat the
- * exact Path of each cookie, as the contract requires.
+ * Deletions for the session cookies, used only when the API did not delete
+ * them (a logout must still leave the browser signed out). A browser deletes
+ * a cookie only for a Set-Cookie with its exact Path and Domain, and ignores
+ * a Secure one over plain http: so each repeats what the API set.
  */
-export function deletionCookies(names: { access: string; refresh: string; refreshPath: string }): string[] {
-  const common = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly";
+export function deletionCookies(c: SessionCookieNames): string[] {
+  const domain = c.domain ? `; Domain=${c.domain}` : "";
+  const common = `Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${domain}${c.secure ? "; Secure" : ""}; HttpOnly`;
   return [
-    `${names.access}=; Path=/; ${common}; SameSite=Lax`,
-    `${names.refresh}=; Path=${names.refreshPath}; ${common}; SameSite=Strict`,
+    `${c.access}=; Path=/; ${common}; SameSite=Lax`,
+    `${c.refresh}=; Path=${c.refreshPath}; ${common}; SameSite=Strict`,
   ];
 }
 

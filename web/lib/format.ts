@@ -1,7 +1,7 @@
 // Presentation helpers for server components. Pure.
 
 /** "2026-11-27 01:02:03 UTC" for an ISO time; the input itself if unparsable. */
-export function formatTime(iso: string | null | undefined): string {
+export function formatTime(iso: string): string {
   if (!iso) return "—";
   const t = Date.parse(iso);
   if (Number.isNaN(t)) return iso;
@@ -9,7 +9,7 @@ export function formatTime(iso: string | null | undefined): string {
 }
 
 /** A short description of a browser from its User-Agent ("Chrome on Linux"). */
-export function describeUserAgent(ua: string | null | undefined): string {
+export function describeUserAgent(ua: string): string {
   if (!ua) return "Unknown device";
   const browser =
     /Edg\//.test(ua) ? "Edge"

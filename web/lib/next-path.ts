@@ -1,5 +1,8 @@
 // Validation of the `next` parameter (where to go after login or refresh).
-// Pure, so it runs in the proxy, route handlers, pages and unit tests alike.
+// Pure, so it runs in the proxy, route handlers, pages, the refresh page's
+// script and unit tests alike.
+
+import { REJECTED } from "./session-sync";
 
 export const DEFAULT_NEXT = "/dashboard";
 
@@ -60,10 +63,10 @@ export function loginPath(next: string | null | undefined, extra?: Record<string
 
 /**
  * The refresh page for `next`. `rejected`: the API itself refused the access
- * token (e.g. the session was revoked), so the refresh must ask the API even
- * if the token looks fresh here.
+ * token (lib/session-sync.ts), so the refresh must ask the API even if the
+ * token looks fresh here.
  */
 export function refreshPath(next: string | null | undefined, opts?: { rejected?: boolean }): string {
   const base = `/auth/refresh?next=${encodeURIComponent(safeNext(next))}`;
-  return opts?.rejected ? `${base}&reason=rejected` : base;
+  return opts?.rejected ? `${base}&${REJECTED}=1` : base;
 }

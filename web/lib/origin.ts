@@ -1,4 +1,4 @@
-// Same-origin check for every state-changing request (contract §5: a
+// Same-origin check for every state-changing request (docs/protocol.md §5: a
 // cross-site POST gets 403 and sets no cookie). Pure: takes the headers.
 
 /**

@@ -1,6 +1,6 @@
-// What the open pages of one browser agree on so that they refresh the session
-// once, not once per tab. public/kizuna-refresh.js (a static file, so it cannot
-// import this) uses the same two names; keep them in step.
+// What the open pages of one browser and the refresh handler agree on, so that
+// they refresh the session once, not once per tab. The refresh page's script
+// (app/auth/refresh/page-script.ts) imports these too: it is built from them.
 
 /** navigator.locks name held while a tab refreshes. */
 export const REFRESH_LOCK = "kizuna-refresh";
@@ -9,8 +9,16 @@ export const SESSION_CHANNEL = "kizuna-session";
 /** Header of POST /auth/refresh's 204: seconds the new access token is valid. */
 export const EXPIRES_IN_HEADER = "kizuna-access-expires-in";
 
-/** Request header of the refresh page's POST when the API refused the token. */
-export const FORCE_HEADER = "kizuna-refresh";
+/**
+ * "The API refused the access token" (e.g. the session was revoked a moment
+ * ago), so a refresh must ask the API even if the token looks fresh here. One
+ * name wherever it travels: the refresh page's query parameter and its
+ * <noscript> form's field (`rejected=1`), its `data-rejected` attribute, and
+ * the header of its script's POST (`kizuna-rejected: 1`).
+ */
+export const REJECTED = "rejected";
+export const REJECTED_ATTRIBUTE = `data-${REJECTED}`;
+export const REJECTED_HEADER = `kizuna-${REJECTED}`;
 
 export type SessionMessage = { type: "refreshed"; expiresIn: number } | { type: "ended" };
 

@@ -63,14 +63,30 @@ describe("reading Set-Cookie lines", () => {
   });
 });
 
-describe("deletionCookies (used only when the API cannot be reached)", () => {
+describe("deletionCookies (used only when the API did not delete the cookies)", () => {
+  const names = { access: "access_token", refresh: "refresh_token", refreshPath: "/auth/refresh" };
+
   it("repeats each cookie's exact Path and expires it", () => {
-    const [access, refresh] = deletionCookies({ access: "access_token", refresh: "refresh_token", refreshPath: "/auth/refresh" });
+    const [access, refresh] = deletionCookies({ ...names, secure: true, domain: null });
     expect(access).toMatch(/^access_token=; Path=\/; Max-Age=0;/);
     expect(refresh).toMatch(/^refresh_token=; Path=\/auth\/refresh; Max-Age=0;/);
     for (const l of [access!, refresh!]) {
       expect(l).toContain("Secure");
       expect(l).toContain("HttpOnly");
+      expect(deletesCookie(l)).toBe(true);
+      expect(l).not.toContain("Domain");
+    }
+  });
+
+  it("names the API's cookie domain, so that a browser deletes the cookies the API set for it", () => {
+    for (const l of deletionCookies({ ...names, secure: true, domain: ".example.com" })) {
+      expect(l).toContain("; Domain=.example.com;");
+    }
+  });
+
+  it("leaves Secure off when the API's cookies are not Secure, so that a browser on http accepts the deletion", () => {
+    for (const l of deletionCookies({ ...names, secure: false, domain: null })) {
+      expect(l).not.toContain("Secure");
       expect(deletesCookie(l)).toBe(true);
     }
   });

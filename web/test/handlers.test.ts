@@ -86,25 +86,38 @@ describe("POST /auth/refresh", () => {
     expect(apiCalls).toEqual([]);
   });
 
-  it("asks the API when the API refused the token (force), and for a token near its end (proactive)", async () => {
+  it("asks the API when the API refused the token (rejected), and for a token near its end (proactive)", async () => {
     const now = Math.floor(Date.now() / 1000);
     const fresh = await makeToken(key, { iat: now - 1, exp: now + 299 });
     const old = await makeToken(key, { iat: now - 250, exp: now + 50 });
     apiAnswer = () => withCookies(401, [], { code: "refresh_token_revoked" });
     const { POST } = await import("@/app/auth/refresh/route");
-    let res = await POST(post("/auth/refresh", { ...SAME, "kizuna-refresh": "force", cookie: `access_token=${fresh}` }));
+    let res = await POST(post("/auth/refresh", { ...SAME, "kizuna-rejected": "1", cookie: `access_token=${fresh}` }));
     expect(res.status).toBe(401);
     res = await POST(post("/auth/refresh", { ...SAME, cookie: `access_token=${old}` }));
     expect(res.status).toBe(401);
     expect(apiCalls).toHaveLength(2);
   });
 
-  it("GET marks the page of a refused token so its POST forces", async () => {
+  it("GET marks the page of a refused token so that its POST asks the API, with or without script", async () => {
     const { GET } = await import("@/app/auth/refresh/route");
-    const html = await (await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions&reason=rejected"))).text();
-    expect(html).toContain('data-next="/sessions" data-force="1"');
+    const html = await (await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions&rejected=1"))).text();
+    expect(html).toContain('data-next="/sessions" data-rejected="1"');
+    expect(html).toContain('<input type="hidden" name="rejected" value="1">');
     const plain = await (await GET(new NextRequest("http://localhost:3000/auth/refresh?next=%2Fsessions"))).text();
-    expect(plain).not.toContain("data-force");
+    expect(plain).not.toContain("rejected");
+  });
+
+  it("the <noscript> form of a refused token's page asks the API even for a fresh token", async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = await makeToken(key, { iat: now - 1, exp: now + 299 });
+    apiAnswer = () => withCookies(401, [], { code: "refresh_token_revoked" });
+    const { POST } = await import("@/app/auth/refresh/route");
+    const form = { ...SAME, "content-type": "application/x-www-form-urlencoded", cookie: `access_token=${fresh}` };
+    const res = await POST(post("/auth/refresh", form, "next=%2Fsessions&rejected=1"));
+    expect(res.status).toBe(303);
+    expect(res.headers.get("location")).toBe("/login?next=%2Fsessions&error=session_expired");
+    expect(apiCalls).toHaveLength(1);
   });
 
   it("answers the <noscript> form with a 303 to its (validated) next", async () => {

@@ -1,5 +1,5 @@
 // Test keys and tokens: a locally generated key ring and JWKS, and access
-// tokens signed the way the API signs them (contract §3).
+// tokens signed the way the API signs them (docs/protocol.md §3).
 import { SignJWT, exportJWK, generateKeyPair, type JWK, type CryptoKey } from "jose";
 
 export interface TestKey {

@@ -1,6 +1,6 @@
 import Link from "next/link";
 import type { ReactNode } from "react";
-import { getClaims, getUserInfo, isAdmin } from "@/lib/session";
+import { getClaims, getUserInfo, isAdmin } from "@/lib/page-data";
 import { SessionKeeper } from "./session-keeper";
 
 // The signed-in part of the site: header, navigation, sign-out, and the

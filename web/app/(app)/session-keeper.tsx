@@ -10,7 +10,7 @@ import {
   type SessionMessage,
 } from "@/lib/session-sync";
 
-// Proactive refresh (contract §5): while a page is open, refresh the session
+// Proactive refresh (docs/protocol.md §5): while a page is open, refresh the session
 // shortly before the access token expires, under the same cross-tab lock as
 // the /auth/refresh page, so that most navigations never meet an expired
 // token. The token itself is HttpOnly; the server tells us only how long it

@@ -2,7 +2,7 @@ import type { Metadata } from "next";
 import { redirect } from "next/navigation";
 import { messageFor } from "@/lib/messages";
 import { safeNext } from "@/lib/next-path";
-import { getClaims } from "@/lib/session";
+import { getClaims } from "@/lib/page-data";
 import { LoginForm } from "./login-form";
 
 export const metadata: Metadata = { title: "Sign in" };

@@ -1,7 +1,7 @@
 import type { Metadata } from "next";
 import { forbidden } from "next/navigation";
 import { formatTime } from "@/lib/format";
-import { getAdminUsers, getUserInfo, isAdmin } from "@/lib/session";
+import { getAdminUsers, getUserInfo, isAdmin } from "@/lib/page-data";
 import { Notice } from "../notice";
 
 export const metadata: Metadata = { title: "Admin" };
@@ -36,13 +36,13 @@ export default async function AdminPage({ searchParams }: { searchParams: Search
                   <td>
                     <div>{u.name || "—"}</div>
                     <div className="muted">{u.email}</div>
-                    {u.created_at && <div className="muted small">since {formatTime(u.created_at)}</div>}
+                    <div className="muted small">since {formatTime(u.created_at)}</div>
                   </td>
                   <td>
                     <form method="post" action={`/admin/users/${encodeURIComponent(u.id)}`} className="inline">
                       <input type="hidden" name="action" value="roles" />
                       <label className="sr-only" htmlFor={`roles-${u.id}`}>Roles of {u.email}</label>
-                      <input id={`roles-${u.id}`} name="roles" defaultValue={(u.roles ?? []).join(", ")} size={16} />
+                      <input id={`roles-${u.id}`} name="roles" defaultValue={u.roles.join(", ")} size={16} />
                       <button type="submit" className="secondary">Save</button>
                     </form>
                   </td>

@@ -1,10 +1,10 @@
 import type { Metadata } from "next";
 import { formatTime } from "@/lib/format";
-import { getClaims, getUserInfo } from "@/lib/session";
+import { getClaims, getUserInfo } from "@/lib/page-data";
 
 export const metadata: Metadata = { title: "Dashboard" };
 
-// Server-rendered from GET /api/userinfo (Authorization: Bearer), contract §5.
+// Server-rendered from GET /api/userinfo (Authorization: Bearer), docs/protocol.md §5.
 export default async function DashboardPage() {
   const user = await getUserInfo();
   const claims = await getClaims();

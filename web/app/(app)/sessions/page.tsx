@@ -1,6 +1,6 @@
 import type { Metadata } from "next";
 import { describeUserAgent, formatTime } from "@/lib/format";
-import { getSessions } from "@/lib/session";
+import { getSessions } from "@/lib/page-data";
 import { Notice } from "../notice";
 
 export const metadata: Metadata = { title: "Sessions" };
@@ -32,10 +32,10 @@ export default async function SessionsPage({ searchParams }: { searchParams: Sea
               {sessions.map((s) => (
                 <tr key={s.id} data-session-id={s.id} data-current={s.current ? "true" : "false"}>
                   <td>
-                    <span title={s.user_agent ?? undefined}>{describeUserAgent(s.user_agent)}</span>
+                    <span title={s.user_agent}>{describeUserAgent(s.user_agent)}</span>
                     {s.current && <span className="tag">this device</span>}
                   </td>
-                  <td>{s.ip ?? "—"}</td>
+                  <td>{s.ip}</td>
                   <td>{formatTime(s.created_at)}</td>
                   <td>{formatTime(s.last_used_at)}</td>
                   <td>

@@ -1,67 +1,62 @@
 import type { NextRequest } from "next/server";
-import { ApiUnavailableError, callApi, clientInfo, readProblem } from "@/lib/api";
-import { relaySetCookies } from "@/lib/cookies";
-import { readFields, refuseCrossSite, routeHandler, wantsJson } from "@/lib/handlers";
+import type { LoginBody } from "@/lib/api-types";
+import { wantsJson, readFields } from "@/lib/form-fields";
 import { NO_STORE, seeOther } from "@/lib/headers";
-import { messageFor } from "@/lib/messages";
+import { messageFor, type MessageCode } from "@/lib/messages";
 import { loginPath, safeNext } from "@/lib/next-path";
+import { apiPost, type ApiAnswer, type Reply } from "@/lib/route-handlers";
 
 // POST /auth/login: the login form posts here (a plain HTML form works
 // without JavaScript; with it, the form posts by fetch and asks for JSON).
 
 export const dynamic = "force-dynamic";
 
-function fail(request: NextRequest, code: string, next: string, status: number, extra?: Headers): Response {
+type Form = { next: string };
+
+/** The error in words for the form's script; back to the login page for a plain form. */
+function fail(request: NextRequest, next: string, code: MessageCode, status: number, h: Headers): Response {
   if (wantsJson(request)) {
-    const h = extra ?? new Headers();
     h.set("content-type", "application/json");
     h.set("cache-control", NO_STORE);
     return new Response(JSON.stringify({ code, message: messageFor(code) }), { status, headers: h });
   }
-  return seeOther(loginPath(next, { error: code }), extra);
+  return seeOther(loginPath(next, { error: code }), h);
 }
 
-async function post(request: NextRequest): Promise<Response> {
-  const refused = refuseCrossSite(request);
-  if (refused) return refused;
+const failWith =
+  (code: MessageCode, status: number): Reply<Form, ApiAnswer | null> =>
+  ({ request, form, out }) =>
+    fail(request, form.next, code, status, out);
 
-  const fields = await readFields(request);
-  const next = safeNext(fields.next);
-  const email = (fields.email ?? "").trim();
-  const password = fields.password ?? "";
-  if (!email || !password) return fail(request, "missing_fields", next, 422);
-
-  let res: Response;
-  try {
-    res = await callApi("/auth/login", {
-      method: "POST",
-      body: { email, password },
-      client: clientInfo(request.headers),
-    });
-  } catch (err) {
-    if (err instanceof ApiUnavailableError) return fail(request, "unavailable", next, 503);
-    throw err;
-  }
-
-  const out = new Headers({ "cache-control": NO_STORE });
-  relaySetCookies(res.headers, out);
-  if (res.ok) {
-    if (wantsJson(request)) {
+export const POST = apiPost<Form>({
+  async prepare(request) {
+    const fields = await readFields(request);
+    const next = safeNext(fields.next);
+    const email = (fields.email ?? "").trim();
+    const password = fields.password ?? "";
+    if (!email || !password) return ({ out }) => fail(request, next, "missing_fields", 422, out);
+    return { form: { next }, call: { path: "/auth/login", method: "POST", body: { email, password } satisfies LoginBody } };
+  },
+  relayCookies: true,
+  replies: {
+    ok: ({ request, form, out }) => {
+      if (!wantsJson(request)) return seeOther(form.next, out);
       out.set("content-type", "application/json");
-      return new Response(JSON.stringify({ next }), { status: 200, headers: out });
-    }
-    return seeOther(next, out);
-  }
-  const p = await readProblem(res);
-  if (res.status === 429) {
-    const retry = res.headers.get("retry-after");
-    if (retry) out.set("retry-after", retry);
-    return fail(request, "too_many_attempts", next, 429, out);
-  }
-  if (res.status === 401) return fail(request, "invalid_credentials", next, 401, out);
-  if (res.status === 422 || res.status === 400) return fail(request, "validation_error", next, 422, out);
-  console.error(`kizuna-web: login failed with ${p.status} ${p.code}`);
-  return fail(request, "unavailable", next, 503, out);
-}
-
-export const POST = routeHandler(post);
+      return new Response(JSON.stringify({ next: form.next }), { status: 200, headers: out });
+    },
+    429: (x) => {
+      const retry = x.api.headers.get("retry-after");
+      if (retry) x.out.set("retry-after", retry);
+      return failWith("too_many_attempts", 429)(x);
+    },
+    401: failWith("invalid_credentials", 401),
+    400: failWith("validation_error", 422),
+    422: failWith("validation_error", 422),
+    otherwise: async (x) => {
+      const p = await x.api.problem();
+      console.error(`kizuna-web: login failed with ${p.status} ${p.code}`);
+      return failWith("unavailable", 503)(x);
+    },
+    unreachable: failWith("unavailable", 503),
+  },
+});

@@ -1,4 +1,4 @@
-import { routeHandler } from "@/lib/handlers";
+import { routeHandler } from "@/lib/route-handlers";
 import { methodNotAllowed } from "@/lib/headers";
 import { ALLOW } from "@/lib/methods";
 

@@ -1,50 +1,42 @@
-import type { NextRequest } from "next/server";
-import { callApi, clientInfo, readProblem } from "@/lib/api";
-import { config } from "@/lib/config";
-import { relaySetCookies } from "@/lib/cookies";
-import { readFields, refuseCrossSite, routeHandler } from "@/lib/handlers";
-import { NO_STORE, seeOther } from "@/lib/headers";
-import { refreshPath } from "@/lib/next-path";
+import type { PasswordBody } from "@/lib/api-types";
+import { readFields } from "@/lib/form-fields";
+import { accessToken, apiPost, backTo } from "@/lib/route-handlers";
 
 // POST /auth/password: change the password; the API signs out every other
 // session of the user.
 
 export const dynamic = "force-dynamic";
 
-async function post(request: NextRequest): Promise<Response> {
-  const refused = refuseCrossSite(request);
-  if (refused) return refused;
-  const f = await readFields(request);
-  const current = f.current_password ?? "";
-  const next = f.new_password ?? "";
-  if (!current || !next) return seeOther("/sessions?error=missing_fields#password");
-  if (f.confirm_password !== undefined && f.confirm_password !== next) {
-    return seeOther("/sessions?error=password_mismatch#password");
-  }
-  let res: Response;
-  try {
-    res = await callApi("/auth/password", {
-      method: "POST",
-      bearer: request.cookies.get(config().accessCookie)?.value,
-      body: { current_password: current, new_password: next },
-      client: clientInfo(request.headers),
-    });
-  } catch {
-    return seeOther("/sessions?error=unavailable#password");
-  }
-  const out = new Headers({ "cache-control": NO_STORE });
-  relaySetCookies(res.headers, out);
-  if (res.ok) return seeOther("/sessions?notice=password_changed", out);
-  const p = await readProblem(res);
-  if (res.status === 401) {
-    // A wrong current password and a dead token are both 401; the code tells.
-    if (p.code === "invalid_credentials") return seeOther("/sessions?error=wrong_password#password", out);
-    return seeOther(refreshPath("/sessions", { rejected: true }), out);
-  }
-  if (res.status === 422) {
-    return seeOther(`/sessions?error=${p.code === "weak_password" ? "weak_password" : "validation_error"}#password`, out);
-  }
-  return seeOther("/sessions?error=unavailable#password", out);
-}
+const sessions = backTo("/sessions", { errorsAt: "#password" });
 
-export const POST = routeHandler(post);
+export const POST = apiPost({
+  async prepare(request) {
+    const f = await readFields(request);
+    const current = f.current_password ?? "";
+    const next = f.new_password ?? "";
+    if (!current || !next) return sessions.error("missing_fields");
+    if (f.confirm_password !== undefined && f.confirm_password !== next) {
+      return sessions.error("password_mismatch");
+    }
+    return {
+      form: null,
+      call: {
+        path: "/auth/password",
+        method: "POST",
+        bearer: accessToken(request),
+        body: { current_password: current, new_password: next } satisfies PasswordBody,
+      },
+    };
+  },
+  relayCookies: true,
+  replies: {
+    ok: sessions.notice("password_changed"),
+    // A wrong current password and a dead token are both 401; the code tells.
+    401: async (x) =>
+      ((await x.api.problem()).code === "invalid_credentials" ? sessions.error("wrong_password") : sessions.rejected())(x),
+    422: async (x) =>
+      sessions.error((await x.api.problem()).code === "weak_password" ? "weak_password" : "validation_error")(x),
+    otherwise: sessions.error("unavailable"),
+    unreachable: sessions.error("unavailable"),
+  },
+});

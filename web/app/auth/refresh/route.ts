@@ -1,23 +1,24 @@
 import type { NextRequest } from "next/server";
-import { ApiUnavailableError, callApi, clientInfo, readProblem } from "@/lib/api";
 import { config } from "@/lib/config";
 import { newCookieValue, relaySetCookies } from "@/lib/cookies";
-import { readFields, refuseCrossSite, relayAndEnsureSignedOut, routeHandler } from "@/lib/handlers";
+import { type AccessClaims, verifyAccessToken } from "@/lib/access-token";
+import { isFormBody, readFields } from "@/lib/form-fields";
 import { HANDLER_CSP, NO_STORE, escapeHtml, problem, seeOther } from "@/lib/headers";
-import { verifyAccessToken } from "@/lib/jwks";
 import { DEFAULT_NEXT, loginPath, safeNext } from "@/lib/next-path";
-import { EXPIRES_IN_HEADER, FORCE_HEADER } from "@/lib/session-sync";
+import { accessToken, apiPost, relayAndEnsureSignedOut, routeHandler, type ApiAnswer, type Reply } from "@/lib/route-handlers";
+import { EXPIRES_IN_HEADER, REJECTED, REJECTED_ATTRIBUTE, REJECTED_HEADER } from "@/lib/session-sync";
 
 // /auth/refresh: the only path the browser sends the refresh cookie to
-// (Path=/auth/refresh). See contract §5 and web/README.md.
+// (Path=/auth/refresh). See docs/protocol.md §5 and web/README.md.
 //
 // The script comes first and runs async: the refresh should not wait for the
 // stylesheet, which only matters if the page stays up (no script, an error).
 //
 // GET changes nothing. It answers a small page whose own static script
-// (public/kizuna-refresh.js) POSTs here. That POST starts on our own page, so
-// the SameSite=Strict refresh cookie is sent even when the visit began with a
-// link on another site, where the browser withheld it from the GET.
+// (public/kizuna-refresh.js, built from ./page-script.ts) POSTs here. That
+// POST starts on our own page, so the SameSite=Strict refresh cookie is sent
+// even when the visit began with a link on another site, where the browser
+// withheld it from the GET.
 
 export const dynamic = "force-dynamic";
 
@@ -30,9 +31,9 @@ function htmlHeaders(): Headers {
   });
 }
 
-function page(next: string, title: string, body: string, script: boolean, force = false): string {
+function page(next: string, title: string, body: string, script: boolean, rejected = false): string {
   return `<!doctype html>
-<html lang="en" data-next="${escapeHtml(next)}"${force ? ' data-force="1"' : ""}>
+<html lang="en" data-next="${escapeHtml(next)}"${rejected ? ` ${REJECTED_ATTRIBUTE}="1"` : ""}>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -51,18 +52,18 @@ ${body}
 
 function get(request: NextRequest): Response {
   const next = safeNext(request.nextUrl.searchParams.get("next"));
-  const force = request.nextUrl.searchParams.get("reason") === "rejected";
+  const rejected = request.nextUrl.searchParams.get(REJECTED) === "1";
   const body = `<h1>Continuing your session…</h1>
 <p id="status" role="status">One moment, please.</p>
 <p id="actions" hidden><a class="button" id="retry" href="${escapeHtml(`/auth/refresh?next=${encodeURIComponent(next)}`)}">Try again</a> <a href="${escapeHtml(loginPath(next))}">Sign in</a></p>
 <noscript>
 <form method="post" action="/auth/refresh">
 <input type="hidden" name="next" value="${escapeHtml(next)}">
-${force ? '<input type="hidden" name="force" value="1">\n' : ""}<p>JavaScript is turned off, so please continue by hand.</p>
+${rejected ? `<input type="hidden" name="${REJECTED}" value="1">\n` : ""}<p>JavaScript is turned off, so please continue by hand.</p>
 <button type="submit">Continue</button>
 </form>
 </noscript>`;
-  return new Response(page(next, "Continuing your session", body, true, force), { status: 200, headers: htmlHeaders() });
+  return new Response(page(next, "Continuing your session", body, true, rejected), { status: 200, headers: htmlHeaders() });
 }
 
 function unavailablePage(next: string): Response {
@@ -77,83 +78,81 @@ function unavailablePage(next: string): Response {
   return new Response(page(next, "Service unavailable", body, false), { status: 503, headers: h });
 }
 
-async function post(request: NextRequest): Promise<Response> {
-  const refused = refuseCrossSite(request);
-  if (refused) return refused;
+type Form = { isForm: boolean; next: string };
 
-  // The page's <noscript> form posts a form body and wants a 303 to `next`;
-  // the page's script (and the proactive refresh) want 204 / 401.
-  const type = request.headers.get("content-type") ?? "";
-  const isForm = type.includes("application/x-www-form-urlencoded") || type.includes("multipart/form-data");
-  const fields = isForm ? await readFields(request) : {};
-  const next = isForm ? safeNext(fields.next) : DEFAULT_NEXT;
-  const force = fields.force === "1" || request.headers.get(FORCE_HEADER) === "force";
+/** The API is down or the store is: the session may well be alive, so nothing changes in the browser. */
+const unavailable: Reply<Form, ApiAnswer | null> = ({ form }) =>
+  form.isForm ? unavailablePage(form.next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
 
-  // Tabs that race share one refresh. Under the cross-tab lock, a tab that
-  // comes after another tab's refresh already holds the brand-new access
-  // token: rotating again would only waste a rotation, so say "done". Not
-  // when the API itself refused the token (`force`: e.g. the session was just
-  // revoked), and never for a token past the first moments of its life (the
-  // proactive refresh, near the end of it, must reach the API).
-  if (!force) {
-    const claims = await verifyAccessToken(request.cookies.get(config().accessCookie)?.value);
-    const age = Date.now() / 1000 - (claims?.iat ?? 0);
-    if (claims && age >= -5 && age < Math.min(10, (claims.exp - claims.iat) / 4)) {
-      const out = new Headers({ "cache-control": NO_STORE });
-      out.set(EXPIRES_IN_HEADER, Math.max(0, claims.exp - Date.now() / 1000).toFixed(1));
-      return isForm ? seeOther(next, out) : new Response(null, { status: 204, headers: out });
+/** Done: the access token's lifetime in a header, for the open pages' next refresh. */
+function refreshed(form: Form, claims: AccessClaims, out: Headers): Response {
+  out.set(EXPIRES_IN_HEADER, Math.max(0, claims.exp - Date.now() / 1000).toFixed(1));
+  return form.isForm ? seeOther(form.next, out) : new Response(null, { status: 204, headers: out });
+}
+
+const post = apiPost<Form>({
+  async prepare(request) {
+    // The page's <noscript> form posts a form body and wants a 303 to `next`;
+    // the page's script (and the proactive refresh) want 204 / 401.
+    const isForm = isFormBody(request);
+    const fields = isForm ? await readFields(request) : {};
+    const form = { isForm, next: isForm ? safeNext(fields.next) : DEFAULT_NEXT };
+    const rejected = fields[REJECTED] === "1" || request.headers.get(REJECTED_HEADER) === "1";
+
+    // Tabs that race share one refresh. Under the cross-tab lock, a tab that
+    // comes after another tab's refresh already holds the brand-new access
+    // token: rotating again would only waste a rotation, so say "done". Not
+    // when the API itself refused the token (`rejected`: e.g. the session was
+    // just revoked), and never for a token past the first moments of its life
+    // (the proactive refresh, near the end of it, must reach the API).
+    if (!rejected) {
+      const claims = await verifyAccessToken(accessToken(request));
+      const age = Date.now() / 1000 - (claims?.iat ?? 0);
+      if (claims && age >= -5 && age < Math.min(10, (claims.exp - claims.iat) / 4)) {
+        return ({ out }) => refreshed(form, claims, out);
+      }
     }
-  }
-
-  let res: Response;
-  try {
-    res = await callApi("/auth/refresh", { method: "POST", client: clientInfo(request.headers) });
-  } catch (err) {
-    if (!(err instanceof ApiUnavailableError)) throw err;
-    return isForm ? unavailablePage(next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
-  }
-
-  const out = new Headers({ "cache-control": NO_STORE });
-
-  if (res.ok) {
-    // Always pass the rotated cookies on: the API has already retired the old
-    // refresh token, so withholding the new one would make the browser replay
-    // a rotated token later (a theft alarm).
-    relaySetCookies(res.headers, out);
-    const token = newCookieValue(res.headers.getSetCookie(), config().accessCookie);
-    // Verifying the new token here also puts it in the verification cache, so
-    // the proxy's check on the very next navigation costs nothing.
-    const claims = token ? await verifyAccessToken(token) : null;
-    if (!claims) {
+    return { form, call: { path: "/auth/refresh", method: "POST" } };
+  },
+  replies: {
+    async ok({ form, out, api }) {
+      // Always pass the rotated cookies on: the API has already retired the old
+      // refresh token, so withholding the new one would make the browser replay
+      // a rotated token later (a theft alarm).
+      relaySetCookies(api.headers, out);
+      const token = newCookieValue(api.headers.getSetCookie(), config().accessCookie);
+      // Verifying the new token here also puts it in the verification cache, so
+      // the proxy's check on the very next navigation costs nothing.
+      const claims = token ? await verifyAccessToken(token) : null;
+      if (claims) return refreshed(form, claims, out);
       // A token our own proxy would reject sends every page straight back
       // here: a configuration error (issuer, audience, algorithm, JWKS URL).
       console.error("kizuna-web: the API issued an access token this web tier cannot verify; check KIZUNA_ISSUER, KIZUNA_AUDIENCE, KIZUNA_API_URL");
-      return isForm ? unavailablePage(next) : problem(502, "unverifiable_token", "Session could not be verified", out);
-    }
-    out.set(EXPIRES_IN_HEADER, Math.max(0, claims.exp - Date.now() / 1000).toFixed(1));
-    return isForm ? seeOther(next, out) : new Response(null, { status: 204, headers: out });
-  }
-
-  if (res.status === 401) {
-    // The session is over: the API deleted the cookies (we make sure).
-    const p = await readProblem(res);
-    relayAndEnsureSignedOut(res.headers, out);
-    if (isForm) {
-      const anonymous = p.code === "refresh_token_missing";
-      return seeOther(anonymous ? loginPath(next) : loginPath(next, { error: "session_expired" }), out);
-    }
-    out.set("content-type", "application/problem+json");
-    return new Response(
-      JSON.stringify({ type: "about:blank", title: "Session ended", status: 401, code: p.code }),
-      { status: 401, headers: out },
-    );
-  }
-
-  // 503 store_unavailable or anything else: the session may well be alive;
-  // change nothing in the browser and let the caller retry.
-  relaySetCookies(res.headers, out);
-  return isForm ? unavailablePage(next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
-}
+      return form.isForm ? unavailablePage(form.next) : problem(502, "unverifiable_token", "Session could not be verified", out);
+    },
+    async 401({ form, out, api }) {
+      // The session is over: the API deleted the cookies (we make sure).
+      const p = await api.problem();
+      relayAndEnsureSignedOut(api.headers, out);
+      if (form.isForm) {
+        const anonymous = p.code === "refresh_token_missing";
+        return seeOther(anonymous ? loginPath(form.next) : loginPath(form.next, { error: "session_expired" }), out);
+      }
+      out.set("content-type", "application/problem+json");
+      return new Response(
+        JSON.stringify({ type: "about:blank", title: "Session ended", status: 401, code: p.code }),
+        { status: 401, headers: out },
+      );
+    },
+    // 503 store_unavailable or anything else: change nothing in the browser
+    // (the API's cookies, if any, still go on) and let the caller retry.
+    otherwise: (x) => {
+      relaySetCookies(x.api.headers, x.out);
+      return unavailable(x);
+    },
+    unreachable: unavailable,
+  },
+});
 
 export const GET = routeHandler(get);
-export const POST = routeHandler(post);
+export const POST = post;

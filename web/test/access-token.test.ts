@@ -1,6 +1,6 @@
 import { createLocalJWKSet, SignJWT, base64url, type JWTVerifyGetKey } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
-import { createVerifier } from "@/lib/jwks";
+import { createVerifier } from "@/lib/access-token";
 import { makeKey, makeToken, type TestKey } from "./keys";
 
 let key: TestKey;

@@ -2,7 +2,7 @@ import "server-only";
 import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { config } from "./config";
 
-// Local verification of access tokens (contract §3): pinned algorithms, kid
+// Local verification of access tokens (docs/protocol.md §3): pinned algorithms, kid
 // from the API's JWKS, typ "at+jwt", iss, aud, exp. Used by proxy.ts on every
 // page request, so the hot path must be cheap: a verified token's bytes are
 // remembered until shortly before they could change their answer, and the

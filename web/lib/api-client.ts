@@ -3,7 +3,7 @@ import { clientAddress } from "./client-address";
 import { config } from "./config";
 import { pickCookies } from "./cookies";
 
-// Server-to-server calls to the API (contract §1): the browser never talks
+// Server-to-server calls to the API (docs/protocol.md §1): the browser never talks
 // to it. Each call carries what the API needs of the browser's request: its
 // session cookies, its User-Agent and its address in X-Forwarded-For (the
 // only forwarding header sent; a browser's own X-Forwarded-For, Forwarded or

@@ -2,42 +2,17 @@ import "server-only";
 import { cache } from "react";
 import { cookies, headers } from "next/headers";
 import { redirect } from "next/navigation";
-import { ApiUnavailableError, callApi, clientInfo, readJson, readProblem, type ClientInfo } from "./api";
+import { ApiUnavailableError, callApi, clientInfo, readJson, readProblem, type ClientInfo } from "./api-client";
 import { config } from "./config";
-import { verifyAccessToken, type AccessClaims } from "./jwks";
+import { verifyAccessToken, type AccessClaims } from "./access-token";
+import type { AdminUserOut, SessionOut, UserInfo } from "./api-types";
 import { loginPath, refreshPath, safeNext } from "./next-path";
 
-// The data-access layer of server components. It only READS cookies; it never
-// refreshes (contract §5). When the API says the access token is no good (a
-// session revoked a moment ago), the user is sent through /auth/refresh,
-// which restores the session or ends on /login.
-
-export interface UserInfo {
-  sub: string;
-  email: string;
-  name: string | null;
-  roles: string[];
-  session: { id: string; device_id: string; created_at: string; expires_at: string };
-}
-
-export interface SessionRow {
-  id: string;
-  device_id: string;
-  user_agent: string | null;
-  ip: string | null;
-  created_at: string;
-  last_used_at: string | null;
-  current: boolean;
-}
-
-export interface AdminUser {
-  id: string;
-  email: string;
-  name: string | null;
-  roles: string[];
-  disabled: boolean;
-  created_at?: string;
-}
+// What the pages show: the data-access layer of server components, typed by
+// the API's own schema (lib/api-types.ts). It only READS cookies; it never
+// refreshes (docs/protocol.md §5). When the API says the access token is no
+// good (a session revoked a moment ago), the user is sent through
+// /auth/refresh, which restores the session or ends on /login.
 
 /** The page being rendered, as proxy.ts saw it (used as `next`). */
 export const currentPath = cache(async (): Promise<string> => {
@@ -92,32 +67,22 @@ async function apiGet<T>(path: string): Promise<{ status: number; data?: T }> {
   return { status: res.status, data };
 }
 
-/** Lists may come bare or wrapped ({items}, {sessions}, {users}). */
-function asList<T>(data: unknown, key: string): T[] {
-  if (Array.isArray(data)) return data as T[];
-  if (data && typeof data === "object") {
-    const o = data as Record<string, unknown>;
-    for (const k of [key, "items", "data"]) if (Array.isArray(o[k])) return o[k] as T[];
-  }
-  return [];
-}
-
 export const getUserInfo = cache(async (): Promise<UserInfo> => {
   const { data } = await apiGet<UserInfo>("/api/userinfo");
   if (!data) throw new ApiError(502, "bad_response");
-  return { ...data, roles: Array.isArray(data.roles) ? data.roles : [] };
+  return data;
 });
 
-export const getSessions = cache(async (): Promise<SessionRow[]> => {
-  const { data } = await apiGet<unknown>("/api/sessions");
-  return asList<SessionRow>(data, "sessions");
+export const getSessions = cache(async (): Promise<SessionOut[]> => {
+  const { data } = await apiGet<SessionOut[]>("/api/sessions");
+  return data ?? [];
 });
 
 /** null when the API says the user is not an admin (403). */
-export const getAdminUsers = cache(async (): Promise<AdminUser[] | null> => {
-  const { status, data } = await apiGet<unknown>("/api/admin/users");
+export const getAdminUsers = cache(async (): Promise<AdminUserOut[] | null> => {
+  const { status, data } = await apiGet<AdminUserOut[]>("/api/admin/users");
   if (status === 403) return null;
-  return asList<AdminUser>(data, "users");
+  return data ?? [];
 });
 
 export function isAdmin(user: { roles: string[] }): boolean {

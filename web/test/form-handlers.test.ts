@@ -1,0 +1,181 @@
+import { NextRequest } from "next/server";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { resetConfig } from "@/lib/config";
+
+// The form handlers of the signed-in pages, with the API stubbed at fetch:
+// where each answer of the API sends the browser, and what it tells the user.
+
+const API = "http://api.test";
+const SAME = { host: "localhost:3000", "sec-fetch-site": "same-origin", origin: "http://localhost:3000" };
+const FORM = { ...SAME, "content-type": "application/x-www-form-urlencoded", cookie: "access_token=tok" };
+
+let apiCalls: { url: string; init: RequestInit }[];
+let apiAnswer: () => Response;
+
+beforeEach(() => {
+  process.env.KIZUNA_API_URL = API;
+  resetConfig();
+  apiCalls = [];
+  vi.stubGlobal("fetch", async (url: string, init: RequestInit = {}) => {
+    apiCalls.push({ url: String(url), init });
+    return apiAnswer();
+  });
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+  delete process.env.KIZUNA_COOKIE_SECURE;
+  delete process.env.KIZUNA_COOKIE_DOMAIN;
+  resetConfig();
+});
+
+const answer = (status: number, body?: unknown, cookies: string[] = []) => () => {
+  const h = new Headers({ "content-type": "application/problem+json" });
+  for (const c of cookies) h.append("set-cookie", c);
+  return new Response(body === undefined ? null : JSON.stringify(body), { status, headers: h });
+};
+const unreachable = () => {
+  throw new TypeError("fetch failed");
+};
+const post = (path: string, body: string, headers: Record<string, string> = FORM) =>
+  new NextRequest(`http://localhost:3000${path}`, { method: "POST", headers, body });
+
+async function where(res: Response | Promise<Response>): Promise<string | null> {
+  const r = await res;
+  expect(r.status).toBe(303);
+  expect(r.headers.get("cache-control")).toBe("no-store");
+  return r.headers.get("location");
+}
+
+describe("POST /sessions/revoke", () => {
+  it.each([
+    [answer(204), "/sessions?notice=session_revoked"],
+    [answer(401, { code: "invalid_token" }), "/auth/refresh?next=%2Fsessions&rejected=1"],
+    [answer(404, { code: "not_found" }), "/sessions?error=not_found"],
+    [answer(503, { code: "store_unavailable" }), "/sessions?error=unavailable"],
+    [unreachable, "/sessions?error=unavailable"],
+  ])("signs the device out as the user, and says how it went (%#)", async (api, location) => {
+    apiAnswer = api;
+    const { POST } = await import("@/app/(app)/sessions/revoke/route");
+    expect(await where(POST(post("/sessions/revoke", "id=s-1")))).toBe(location);
+    const sent = new Headers(apiCalls[0]!.init.headers);
+    expect(apiCalls[0]!.url).toBe(`${API}/api/sessions/s-1`);
+    expect(apiCalls[0]!.init.method).toBe("DELETE");
+    expect(sent.get("authorization")).toBe("Bearer tok");
+    expect(sent.get("cookie")).toBeNull();
+  });
+
+  it("does not ask the API about an id that cannot exist", async () => {
+    const { POST } = await import("@/app/(app)/sessions/revoke/route");
+    expect(await where(POST(post("/sessions/revoke", "id=../x")))).toBe("/sessions?error=not_found");
+    expect(apiCalls).toEqual([]);
+  });
+});
+
+describe("POST /admin/users/{id}", () => {
+  const params = { params: Promise.resolve({ id: "u-1" }) };
+
+  it.each([
+    [answer(200, {}), "/admin?notice=user_updated"],
+    [answer(401, { code: "invalid_token" }), "/auth/refresh?next=%2Fadmin&rejected=1"],
+    [answer(403, { code: "forbidden" }), "/admin?error=forbidden"],
+    [answer(404, { code: "not_found" }), "/admin?error=not_found"],
+    [answer(422, { code: "validation_error" }), "/admin?error=validation_error"],
+    [answer(500, { code: "internal_error" }), "/admin?error=unavailable"],
+    [unreachable, "/admin?error=unavailable"],
+  ])("turns the form into a PATCH and says how it went (%#)", async (api, location) => {
+    apiAnswer = api;
+    const { POST } = await import("@/app/(app)/admin/users/[id]/route");
+    expect(await where(POST(post("/admin/users/u-1", "action=roles&roles=Admin,%20user%20admin"), params))).toBe(location);
+    expect(apiCalls[0]!.url).toBe(`${API}/api/admin/users/u-1`);
+    expect(apiCalls[0]!.init.method).toBe("PATCH");
+    expect(JSON.parse(String(apiCalls[0]!.init.body))).toEqual({ roles: ["admin", "user"] });
+  });
+
+  it("refuses an unknown action or a malformed role without asking the API", async () => {
+    const { POST } = await import("@/app/(app)/admin/users/[id]/route");
+    expect(await where(POST(post("/admin/users/u-1", "action=promote"), params))).toBe("/admin?error=validation_error");
+    expect(await where(POST(post("/admin/users/u-1", "action=roles&roles=r%C3%B4le"), params))).toBe("/admin?error=validation_error");
+    expect(apiCalls).toEqual([]);
+  });
+});
+
+describe("POST /auth/password", () => {
+  const form = "current_password=old&new_password=new-password&confirm_password=new-password";
+
+  it.each([
+    [answer(204, undefined, ["access_token=new; Path=/; Secure; HttpOnly; SameSite=Lax"]), "/sessions?notice=password_changed"],
+    [answer(401, { code: "invalid_credentials" }), "/sessions?error=wrong_password#password"],
+    [answer(401, { code: "invalid_token" }), "/auth/refresh?next=%2Fsessions&rejected=1"],
+    [answer(422, { code: "weak_password" }), "/sessions?error=weak_password#password"],
+    [answer(422, { code: "validation_error" }), "/sessions?error=validation_error#password"],
+    [answer(429, { code: "too_many_attempts" }), "/sessions?error=unavailable#password"],
+    [unreachable, "/sessions?error=unavailable#password"],
+  ])("changes the password and says how it went, at the form (%#)", async (api, location) => {
+    apiAnswer = api;
+    const { POST } = await import("@/app/auth/password/route");
+    const res = await POST(post("/auth/password", form));
+    expect(await where(res)).toBe(location);
+    expect(JSON.parse(String(apiCalls[0]!.init.body))).toEqual({ current_password: "old", new_password: "new-password" });
+    if (location.includes("password_changed")) {
+      expect(res.headers.getSetCookie()).toEqual(["access_token=new; Path=/; Secure; HttpOnly; SameSite=Lax"]);
+    }
+  });
+
+  it("catches a missing field or a mistyped confirmation before asking the API", async () => {
+    const { POST } = await import("@/app/auth/password/route");
+    expect(await where(POST(post("/auth/password", "current_password=old")))).toBe("/sessions?error=missing_fields#password");
+    expect(await where(POST(post("/auth/password", "current_password=old&new_password=a&confirm_password=b")))).toBe(
+      "/sessions?error=password_mismatch#password",
+    );
+    expect(apiCalls).toEqual([]);
+  });
+});
+
+describe("POST /auth/logout-all", () => {
+  it.each([
+    [answer(401, { code: "invalid_token" }), "/auth/refresh?next=%2Fsessions&rejected=1"],
+    [answer(503, { code: "store_unavailable" }), "/sessions?error=unavailable"],
+    [unreachable, "/sessions?error=unavailable"],
+  ])("keeps the user signed in when the API did not sign them out (%#)", async (api, location) => {
+    apiAnswer = api;
+    const { POST } = await import("@/app/auth/logout-all/route");
+    const res = await POST(post("/auth/logout-all", "", SAME));
+    expect(await where(res)).toBe(location);
+    expect(res.headers.getSetCookie()).toEqual([]);
+  });
+});
+
+describe("signing out when the API could not (cookie deletions made by the web tier)", () => {
+  it("deletes the cookies as the API set them: Secure, host-only, by default", async () => {
+    apiAnswer = unreachable;
+    const { POST } = await import("@/app/auth/logout/route");
+    const lines = (await POST(post("/auth/logout", "", SAME))).headers.getSetCookie();
+    expect(lines).toHaveLength(2);
+    for (const l of lines) {
+      expect(l).toContain("; Secure");
+      expect(l).not.toContain("Domain=");
+    }
+  });
+
+  it("follows KIZUNA_COOKIE_DOMAIN and KIZUNA_COOKIE_SECURE, the API's own settings", async () => {
+    process.env.KIZUNA_COOKIE_DOMAIN = ".example.com";
+    process.env.KIZUNA_COOKIE_SECURE = "false";
+    resetConfig();
+    apiAnswer = unreachable;
+    const { POST } = await import("@/app/auth/logout/route");
+    const lines = (await POST(post("/auth/logout", "", SAME))).headers.getSetCookie();
+    expect(lines.map((l) => l.slice(0, l.indexOf(";")))).toEqual(["access_token=", "refresh_token="]);
+    for (const l of lines) {
+      expect(l).toContain("; Domain=.example.com");
+      expect(l).not.toContain("Secure");
+    }
+  });
+
+  it("refuses a value the API would refuse", async () => {
+    process.env.KIZUNA_COOKIE_SECURE = "maybe";
+    resetConfig();
+    const { POST } = await import("@/app/auth/logout/route");
+    await expect(POST(post("/auth/logout", "", SAME))).rejects.toThrow(/KIZUNA_COOKIE_SECURE/);
+  });
+});

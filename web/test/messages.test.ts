@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { codeValues } from "@/lib/api-types";
+import { API_MESSAGES, WEB_MESSAGES, messageFor } from "@/lib/messages";
+
+// A user never meets a bare code: every code the API can answer with (its
+// OpenAPI document's enum, in lib/api-types.ts) has words of its own.
+
+describe("messages", () => {
+  it("has words for every code the API can answer with, and none for a code it does not have", () => {
+    expect(Object.keys(API_MESSAGES).sort()).toEqual([...codeValues].sort());
+    for (const code of codeValues) expect(messageFor(code)).toBe(API_MESSAGES[code]);
+  });
+
+  it("keeps the web tier's own codes apart from the API's", () => {
+    const api = new Set<string>(codeValues);
+    expect(Object.keys(WEB_MESSAGES).filter((code) => api.has(code))).toEqual([]);
+  });
+
+  it("says something in words for any code, and nothing for none", () => {
+    for (const text of [...Object.values(API_MESSAGES), ...Object.values(WEB_MESSAGES)]) expect(text).toMatch(/^[A-Z].*\.$/);
+    expect(messageFor("no_such_code")).toBe(WEB_MESSAGES.error);
+    expect(messageFor("constructor")).toBe(WEB_MESSAGES.error);
+    expect(messageFor(null)).toBeNull();
+    expect(messageFor("")).toBeNull();
+  });
+});
