@@ -28,6 +28,17 @@ class HotRequest:
     body: bytes
 
 
+class Finished(Response):
+    """A response whose headers are final (standard headers included): built once and sent
+    as it is, many times (the userinfo answers)."""
+
+    def __init__(self, body: bytes, raw_headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = 200
+        self.body = body
+        self.background = None
+        self.raw_headers = raw_headers
+
+
 Handler = Callable[[HotRequest], Awaitable[Response]]
 
 
@@ -61,7 +72,8 @@ class HotEndpoints:
             await self.app(scope, receive, send)
             return
         response = await self._answer(endpoint, scope, receive)
-        response.raw_headers = with_standard_headers(scope["path"], response.raw_headers)
+        if not isinstance(response, Finished):
+            response.raw_headers = with_standard_headers(scope["path"], response.raw_headers)
         await response(scope, receive, send)
 
     async def _answer(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Response:

@@ -6,12 +6,14 @@ from starlette.responses import Response
 
 from kizuna.clock import iso
 from kizuna.deps import access_token_from, principal_from_token
-from kizuna.hot.endpoint import Endpoint, HotRequest
+from kizuna.hot.endpoint import Endpoint, Finished, HotRequest
+from kizuna.middleware import with_standard_headers
 from kizuna.problems import Problem, response_of
 from kizuna.schemas import SessionBrief, UserInfo
 from kizuna.session_cache import SessionView
 
 _MOST_CACHED = 4096
+PATH = "/api/userinfo"
 
 
 def user_info(view: SessionView) -> UserInfo:
@@ -35,7 +37,7 @@ class Userinfo:
     new view, hence a new key."""
 
     def __init__(self) -> None:
-        self._answers: dict[SessionView, bytes] = {}
+        self._answers: dict[SessionView, Finished] = {}
 
     async def __call__(self, request: HotRequest) -> Response:
         services = request.services
@@ -48,20 +50,25 @@ class Userinfo:
             principal = await principal_from_token(services, token)
         except Problem as problem:
             return response_of(problem)
-        body = self._answers.get(principal.session)
-        if body is None:
+        answer = self._answers.get(principal.session)
+        if answer is None:
             body = user_info(principal.session).model_dump_json(by_alias=True).encode()
+            headers = [
+                (b"content-length", str(len(body)).encode("latin-1")),
+                (b"content-type", b"application/json"),
+            ]
+            answer = Finished(body, with_standard_headers(PATH, headers))
             if len(self._answers) >= _MOST_CACHED:
                 del self._answers[next(iter(self._answers))]  # the oldest
-            self._answers[principal.session] = body
-        return Response(body, media_type="application/json")
+            self._answers[principal.session] = answer
+        return answer
 
 
 def endpoint() -> Endpoint:
     """A new endpoint (with an empty answer cache) for one app."""
     return Endpoint(
         method="GET",
-        path="/api/userinfo",
+        path=PATH,
         handler=Userinfo(),
         operation_id="userinfo_api_userinfo_get",
         summary="Userinfo",
