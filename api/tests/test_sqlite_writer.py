@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, create_engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.base import Executable
 
+import kizuna
 import kizuna.store
 from kizuna import sqlite_direct
 from kizuna.db import ConnectionTx, Database, Tx, configure_sqlite, sync_sqlite_url
@@ -125,6 +127,31 @@ def test_store_modules_run_only_their_module_level_statements() -> None:
                     offences.append(f"{module.__name__}:{node.lineno}: {ast.unparse(node)}")
     assert not offences, offences
     assert store_statements(), "no statements found: the enumeration is broken"
+
+
+def test_only_the_store_and_the_schema_use_the_orm_classes() -> None:
+    """Callers get the store's frozen dataclasses: no module outside ``store/``, ``models.py``
+    and the migrations imports ``kizuna.models`` or ``sqlalchemy.orm``."""
+    package = Path(kizuna.__file__).parent
+    offences = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(("store/", "migrations/")) or relative == "models.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offences += [
+                f"{relative}: {name}"
+                for name in names
+                if name.startswith(("kizuna.models", "sqlalchemy.orm"))
+            ]
+    assert not offences, offences
 
 
 @dataclass(frozen=True)
