@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from kizuna.models import User
 from kizuna.settings import Settings
 from kizuna.store import users as user_store
+from kizuna.store.users import UserRecord
 from tests.conftest import PASSWORD, Harness
 from tests.contract import (
     access_cookie,
@@ -27,6 +27,7 @@ from tests.contract import (
     bearer,
     set_cookies,
 )
+from tests.tables import users
 
 EMAIL = "ada@example.com"
 DEVICE_MAX_AGE = 400 * 24 * 3600  # 34560000
@@ -35,13 +36,13 @@ ACCESS_TTL = 300
 SECRET = "Zq8-unguessable-Secret"  # a password that must never be echoed
 
 
-async def find_user(harness: Harness, email: str) -> User | None:
-    return await harness.services.db.read(lambda db: user_store.get_by_email(db, email=email))
+async def find_user(harness: Harness, email: str) -> UserRecord | None:
+    return await harness.services.db.read(lambda tx: user_store.get_by_email(tx, email=email))
 
 
 async def disable(harness: Harness, user_id: str) -> None:
     await harness.services.db.write(
-        lambda db: db.execute(update(User).where(User.id == user_id).values(disabled=True))
+        lambda tx: tx.execute(update(users).where(users.c.id == user_id).values(disabled=True))
     )
     harness.services.session_cache.forget_user(user_id)
 

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from kizuna.clock import utcnow
-from kizuna.models import User
+from kizuna.db import Tx
 from kizuna.settings import Settings
 from tests.conftest import Harness
+from tests.tables import users
 
 
 async def test_the_openapi_document_is_not_served_by_default(harness: Harness) -> None:
@@ -52,9 +52,9 @@ async def test_store_errors_never_carry_the_statement_parameters(harness: Harnes
         "updated_at": now,
     }
 
-    def twice(db: Session) -> None:
-        db.execute(insert(User).values(**row))
-        db.execute(insert(User).values(**{**row, "email": "other-" + secret}))
+    def twice(tx: Tx) -> None:
+        tx.execute(insert(users).values(**row))
+        tx.execute(insert(users).values(**{**row, "email": "other-" + secret}))
 
     with pytest.raises(IntegrityError) as caught:
         await harness.services.db.write(twice)

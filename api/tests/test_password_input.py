@@ -7,12 +7,14 @@ import json
 import unicodedata
 
 import httpx
-from sqlalchemy.orm import Session
+from sqlalchemy import update
 
 from kizuna import accounts
+from kizuna.db import Tx
 from kizuna.password_policy import WeakPassword
 from kizuna.store import users as user_store
 from tests.conftest import PASSWORD, Harness
+from tests.tables import users
 
 EMAIL = "ada@example.com"
 # "café au lait" with a precomposed é, and with e + combining acute accent.
@@ -51,10 +53,10 @@ async def test_a_hash_made_before_normalisation_still_verifies(harness: Harness)
     legacy_hash = await services.hasher._call({"op": "hash", "password": DECOMPOSED})
     await harness.user(EMAIL, password="placeholder secret 1")
 
-    def put_legacy_hash(db: Session) -> None:
-        user = user_store.get_by_email(db, email=EMAIL)
+    def put_legacy_hash(tx: Tx) -> None:
+        user = user_store.get_by_email(tx, email=EMAIL)
         assert user is not None
-        user.password_hash = legacy_hash
+        tx.execute(update(users).where(users.c.id == user.id).values(password_hash=legacy_hash))
 
     await services.db.write(put_legacy_hash)
     async with harness.client() as client:

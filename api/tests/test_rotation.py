@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,10 +15,11 @@ from sqlalchemy import func, select, update
 
 from kizuna.clock import utcnow
 from kizuna.db import Database
-from kizuna.models import RefreshToken, SecurityEvent, Session
 from kizuna.settings import Settings
 from kizuna.store import sessions as session_store
+from kizuna.store.sessions import SessionRecord
 from tests.conftest import PASSWORD, Harness, LiveServer
+from tests.tables import refresh_tokens, rows, security_events, sessions
 
 REFRESH_COOKIE_PATH = "/auth/refresh"
 
@@ -46,22 +48,20 @@ def cookie_value(response: httpx.Response, name: str) -> str:
     return set_cookies(response)[name].split(";", 1)[0]
 
 
-async def records(harness: Harness, session_id: str) -> list[RefreshToken]:
+async def records(harness: Harness, session_id: str) -> list[Any]:
+    """The session's refresh-token rows, every column (``replaced_by`` too)."""
     return await harness.services.db.read(
-        lambda db: list(
-            db.execute(
-                select(RefreshToken)
-                .where(RefreshToken.session_id == session_id)
-                .order_by(RefreshToken.issued_at)
-            )
-            .scalars()
-            .all()
+        lambda tx: rows(
+            tx,
+            select(*refresh_tokens.columns)
+            .where(refresh_tokens.c.session_id == session_id)
+            .order_by(refresh_tokens.c.issued_at),
         )
     )
 
 
-async def session_row(harness: Harness, session_id: str) -> Session:
-    row = await harness.services.db.read(lambda db: db.get(Session, session_id))
+async def session_row(harness: Harness, session_id: str) -> SessionRecord:
+    row = await harness.services.db.read(lambda tx: session_store.get(tx, session_id=session_id))
     assert row is not None
     return row
 
@@ -188,9 +188,9 @@ async def test_session_past_absolute_lifetime(harness: Harness) -> None:
         token = refresh_cookie(client)
     session_id = login.json()["session_id"]
     await harness.services.db.write(
-        lambda db: db.execute(
-            update(Session)
-            .where(Session.id == session_id)
+        lambda tx: tx.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     )
@@ -315,10 +315,9 @@ async def test_reuse_after_grace_revokes_the_family(grace1: Harness) -> None:
         r.revoked_at is not None for r in await records(harness, session_id) if r.rotated_at is None
     )
     events = await harness.services.db.read(
-        lambda db: (
-            db.execute(select(SecurityEvent).where(SecurityEvent.session_id == session_id))
-            .scalars()
-            .all()
+        lambda tx: rows(
+            tx,
+            select(*security_events.columns).where(security_events.c.session_id == session_id),
         )
     )
     assert [e.kind for e in events] == ["refresh_token_reused"]
@@ -331,7 +330,7 @@ async def test_access_tokens_of_a_revoked_session_stop_within_a_second(harness: 
     async with harness.client() as client:
         login = await harness.login(client)
         assert (await client.get("/api/userinfo")).status_code == 200
-        await harness.services.db.write_core(
+        await harness.services.db.write(
             lambda tx: session_store.revoke(
                 tx, session_ids=[login.json()["session_id"]], reason="test", now=utcnow()
             )
@@ -428,15 +427,15 @@ def count_records(db_url: str, session_id: str) -> int:
     async def count() -> int:
         db = Database(db_url)
         try:
-            return await db.read(
-                lambda session: int(
-                    session.execute(
-                        select(func.count())
-                        .select_from(RefreshToken)
-                        .where(RefreshToken.session_id == session_id)
-                    ).scalar_one()
-                )
+            counted = await db.read(
+                lambda tx: tx.execute(
+                    select(func.count())
+                    .select_from(refresh_tokens)
+                    .where(refresh_tokens.c.session_id == session_id)
+                ).first()
             )
+            assert counted is not None
+            return int(counted[0])
         finally:
             await db.dispose()
 

@@ -45,10 +45,13 @@ from sqlalchemy import select, update
 
 from kizuna import migrate
 from kizuna.clock import utcnow
-from kizuna.models import RefreshToken, Session
+from kizuna.db import Tx
 from kizuna.settings import Settings
+from kizuna.store import sessions as session_store
 from tests.conftest import PASSWORD, Harness, _harness
 from tests.fuzzing import scaled
+from tests.tables import refresh_tokens, rows
+from tests.tables import sessions as sessions_table
 
 T = TypeVar("T")
 GRACE = 10
@@ -264,14 +267,20 @@ def machine_for(live: Live) -> type[RuleBasedStateMachine]:
 
         @rule(session_id=sessions)
         def the_grace_window_passes(self, session_id: str) -> None:
-            def age(db: Any) -> None:
-                rows = db.execute(
-                    select(RefreshToken).where(
-                        RefreshToken.session_id == session_id, RefreshToken.rotated_at.is_not(None)
+            def age(tx: Tx) -> None:
+                rotated = rows(
+                    tx,
+                    select(refresh_tokens.c.id, refresh_tokens.c.rotated_at).where(
+                        refresh_tokens.c.session_id == session_id,
+                        refresh_tokens.c.rotated_at.is_not(None),
+                    ),
+                )
+                for row in rotated:
+                    tx.execute(
+                        update(refresh_tokens)
+                        .where(refresh_tokens.c.id == row.id)
+                        .values(rotated_at=row.rotated_at - timedelta(seconds=GRACE + 1))
                     )
-                ).scalars()
-                for row in rows:
-                    row.rotated_at = row.rotated_at - timedelta(seconds=GRACE + 1)
 
             live.call(harness.services.db.write, age)
             session = self.model[session_id]
@@ -282,9 +291,9 @@ def machine_for(live: Live) -> type[RuleBasedStateMachine]:
         def the_session_reaches_its_maximum_age(self, session_id: str) -> None:
             live.call(
                 harness.services.db.write,
-                lambda db: db.execute(
-                    update(Session)
-                    .where(Session.id == session_id)
+                lambda tx: tx.execute(
+                    update(sessions_table)
+                    .where(sessions_table.c.id == session_id)
                     .values(expires_at=utcnow() - timedelta(seconds=1))
                 ),
             )
@@ -344,12 +353,11 @@ def machine_for(live: Live) -> type[RuleBasedStateMachine]:
 
 
 async def store_view(harness: Harness, session_id: str) -> StoreView:
-    def read(db: Any) -> StoreView:
-        row = db.get(Session, session_id)
-        records = (
-            db.execute(select(RefreshToken).where(RefreshToken.session_id == session_id))
-            .scalars()
-            .all()
+    def read(tx: Tx) -> StoreView:
+        row = session_store.get(tx, session_id=session_id)
+        assert row is not None
+        records = rows(
+            tx, select(*refresh_tokens.columns).where(refresh_tokens.c.session_id == session_id)
         )
         live_ids = [r.id for r in records if r.rotated_at is None and r.revoked_at is None]
         return StoreView(

@@ -8,10 +8,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from kizuna.clock import utcnow
-from kizuna.db import tx_of
+from kizuna.db import ConnectionTx
 from kizuna.settings import Settings
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
@@ -35,7 +35,7 @@ async def test_user_disabled_by_another_process_is_seen_within_a_second(harness:
         assert (await client.get("/api/userinfo")).status_code == 200
         # Another process's write: this process learns of it only from the store.
         await harness.services.db.write(
-            lambda db: user_store.update(db, user_id=user_id, now=utcnow(), disabled=True)
+            lambda tx: user_store.update(tx, user_id=user_id, now=utcnow(), disabled=True)
         )
         await wait_for_status(client, 401)
 
@@ -46,7 +46,7 @@ async def test_role_change_by_another_process_shows_within_a_second(harness: Har
         await harness.login(client)
         assert (await client.get("/api/userinfo")).json()["roles"] == []
         await harness.services.db.write(
-            lambda db: user_store.update(db, user_id=user_id, now=utcnow(), roles=["editor"])
+            lambda tx: user_store.update(tx, user_id=user_id, now=utcnow(), roles=["editor"])
         )
         started = time.monotonic()
         while (await client.get("/api/userinfo")).json()["roles"] != ["editor"]:
@@ -69,20 +69,13 @@ async def test_cached_sessions_cost_one_poll_per_interval_not_one_read_each(
                 assert (await client.get("/api/userinfo")).status_code == 200
         reads = 0
         real_read = harness.services.db.read
-        real_read_core = harness.services.db.read_core
 
         async def counting_read(work: Any) -> Any:
             nonlocal reads
             reads += 1
             return await real_read(work)
 
-        async def counting_read_core(work: Any) -> Any:
-            nonlocal reads
-            reads += 1
-            return await real_read_core(work)
-
         harness.services.db.read = counting_read  # type: ignore[method-assign]
-        harness.services.db.read_core = counting_read_core  # type: ignore[method-assign]
         started = time.monotonic()
         requests = 0
         while time.monotonic() - started < 1.2:
@@ -109,16 +102,16 @@ async def _revocations_committed_late_are_seen(harness: Harness) -> None:
             assert (await client.get("/api/userinfo")).status_code == 200
         other_process = create_async_engine(harness.services.settings.db_url)
         try:
-            async with AsyncSession(other_process) as session, session.begin():
-                await session.run_sync(
+            async with other_process.begin() as connection:
+                await connection.run_sync(
                     lambda sync: session_store.revoke(
-                        tx_of(sync), session_ids=[session_a], reason="test", now=utcnow()
+                        ConnectionTx(sync), session_ids=[session_a], reason="test", now=utcnow()
                     )
                 )
                 fast = asyncio.ensure_future(
                     harness.services.db.write(
-                        lambda db: session_store.revoke(
-                            tx_of(db), session_ids=[session_b], reason="test", now=utcnow()
+                        lambda tx: session_store.revoke(
+                            tx, session_ids=[session_b], reason="test", now=utcnow()
                         )
                     )
                 )

@@ -8,19 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy.orm import Session as DB
 
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
-from kizuna.db import Tx, tx_of
-from kizuna.models import User
+from kizuna.db import Tx
 from kizuna.password_hasher import HashingBusy
 from kizuna.password_policy import WeakPassword, check_policy
 from kizuna.services import Services
+from kizuna.store import NotFound
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
 from kizuna.store.refresh_tokens import TokenRecord
+from kizuna.store.users import UserRecord
 from kizuna.throttle import Attempt, Throttle, Throttled
 
 log = structlog.get_logger("kizuna.accounts")
@@ -32,7 +32,7 @@ class InvalidCredentials(Exception):
 
 @dataclass(frozen=True)
 class NewSession:
-    user: User
+    user: UserRecord
     session_id: str
     device_id: str
     access_token: str
@@ -44,7 +44,7 @@ class NewSession:
 async def start_session(
     services: Services,
     *,
-    user: User,
+    user: UserRecord,
     device_id: str,
     client: ClientInfo,
     attempt: Attempt | None = None,
@@ -98,14 +98,14 @@ async def start_session(
             refresh_expires_at=record.expires_at,
         )
 
-    previous, new = await services.db.write_core(work, then=minted)
+    previous, new = await services.db.write(work, then=minted)
     services.session_cache.forget(*previous)
     return new
 
 
 async def authenticate(
     services: Services, *, email: str, password: str, client: ClientInfo
-) -> tuple[User, Attempt]:
+) -> tuple[UserRecord, Attempt]:
     """Same answer, and about the same time, for an unknown email, a wrong password and a
     disabled account. The attempt is counted before the password is checked (see
     ``kizuna.throttle``); a successful login hands it back in ``start_session``."""
@@ -115,7 +115,7 @@ async def authenticate(
         log.warning("login_throttled", security=True, ip=client.ip, retry_after=exc.retry_after)
         raise
     try:
-        user = await services.db.read_core(lambda tx: user_store.find_by_email(tx, email=email))
+        user = await services.db.read(lambda tx: user_store.get_by_email(tx, email=email))
         ok = await services.hasher.verify(password, user.password_hash if user else None)
     except Exception:
         # Busy, or the store failed: the password was never checked, so it was no attempt.
@@ -135,14 +135,14 @@ async def authenticate(
 
 async def register(
     services: Services, *, email: str, password: str, name: str, roles: Sequence[str] = ()
-) -> User:
+) -> UserRecord:
     """Raises ``WeakPassword`` or ``EmailTaken``; the password is hashed off the loop."""
     check_policy(password, email=email)
     password_hash = await services.hasher.hash(password)
     now = utcnow()
     user = await services.db.write(
-        lambda db: user_store.create(
-            db, email=email, password_hash=password_hash, name=name, roles=roles, now=now
+        lambda tx: user_store.create(
+            tx, email=email, password_hash=password_hash, name=name, roles=roles, now=now
         )
     )
     log.info("user_registered", user_id=user.id)
@@ -151,7 +151,7 @@ async def register(
 
 async def sign_up(
     services: Services, *, email: str, password: str, name: str, client: ClientInfo
-) -> User:
+) -> UserRecord:
     """``register`` for a visitor: counted per client address first (each one costs a hash
     and says whether the address has an account); raises ``Throttled`` too."""
     try:
@@ -171,7 +171,7 @@ async def change_password(
     new_password: str,
     client: ClientInfo,
 ) -> None:
-    user = await services.db.read(lambda db: user_store.get(db, user_id=user_id))
+    user = await services.db.read(lambda tx: user_store.get(tx, user_id=user_id))
     if user is None:
         raise InvalidCredentials()
     attempt = await services.throttle.password_attempt(email=user.email, ip=client.ip)
@@ -192,17 +192,14 @@ async def change_password(
         raise
     now = utcnow()
 
-    def work(db: DB) -> list[str]:
-        Throttle.refund_in(tx_of(db), attempt)
-        fresh = user_store.get(db, user_id=user_id)
-        if fresh is None:
-            raise InvalidCredentials()
-        fresh.password_hash = new_hash
-        fresh.password_changed_at = now
-        others = session_store.live_ids(tx_of(db), user_id=user_id, except_id=keep_session_id)
-        return session_store.revoke(
-            tx_of(db), session_ids=others, reason="password_changed", now=now
-        )
+    def work(tx: Tx) -> list[str]:
+        Throttle.refund_in(tx, attempt)
+        try:
+            user_store.set_password(tx, user_id=user_id, password_hash=new_hash, now=now)
+        except NotFound:
+            raise InvalidCredentials() from None
+        others = session_store.live_ids(tx, user_id=user_id, except_id=keep_session_id)
+        return session_store.revoke(tx, session_ids=others, reason="password_changed", now=now)
 
     revoked = await services.db.write(work)
     services.session_cache.forget(*revoked)
@@ -214,9 +211,7 @@ async def revoke_sessions(
 ) -> list[str]:
     now = utcnow()
     revoked = await services.db.write(
-        lambda db: session_store.revoke(
-            tx_of(db), session_ids=list(session_ids), reason=reason, now=now
-        )
+        lambda tx: session_store.revoke(tx, session_ids=list(session_ids), reason=reason, now=now)
     )
     services.session_cache.forget(*session_ids)
     if revoked:
@@ -227,9 +222,9 @@ async def revoke_sessions(
 async def revoke_user(services: Services, *, user_id: str, reason: str) -> list[str]:
     now = utcnow()
 
-    def work(db: DB) -> tuple[list[str], list[str]]:
-        ids = session_store.live_ids(tx_of(db), user_id=user_id)
-        return ids, session_store.revoke(tx_of(db), session_ids=ids, reason=reason, now=now)
+    def work(tx: Tx) -> tuple[list[str], list[str]]:
+        ids = session_store.live_ids(tx, user_id=user_id)
+        return ids, session_store.revoke(tx, session_ids=ids, reason=reason, now=now)
 
     ids, revoked = await services.db.write(work)
     services.session_cache.forget(*ids)

@@ -132,7 +132,7 @@ def users_list() -> None:
     async def fetch() -> list[dict[str, Any]]:
         built = services.build(load_settings())
         try:
-            users = await built.db.read(lambda db: user_store.list_all(db))
+            users = await built.db.read(user_store.list_all)
             return [
                 {
                     "id": u.id,
@@ -176,7 +176,7 @@ def sessions_revoke(
                     )
                 )
             if email:
-                user = await built.db.read(lambda db: user_store.get_by_email(db, email=email))
+                user = await built.db.read(lambda tx: user_store.get_by_email(tx, email=email))
                 if user is None:
                     raise _fail(f"no user with email {email}")
                 count += len(await accounts.revoke_user(built, user_id=user.id, reason="admin_cli"))

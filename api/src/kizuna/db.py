@@ -1,22 +1,22 @@
 """The store's engines, and the way to use them: a unit of work.
 
-A unit of work is a plain function run in one transaction, never on the event loop: over a
-SQLAlchemy ``Session`` with ``await db.write(work)`` / ``await db.read(work)``, or, for the hot
-paths, over Core statements only (a ``Tx``) with ``await db.write_core(work)`` /
-``await db.read_core(work)``.
+A unit of work is a plain function given a ``Tx`` (a transaction that runs SQLAlchemy Core
+statements) and run in that one transaction, never on the event loop: ``await db.write(work)``
+commits when it returns and rolls back when it raises; ``await db.read(work)`` reads one
+consistent snapshot. Store functions (``kizuna.store``) take the ``Tx`` and return frozen
+dataclasses, never ORM objects; units of work raise domain errors (``EmailTaken``,
+``InvalidCredentials``, ``NotFound``), never HTTP problems.
 
-- SQLite: the work runs in a thread on a ``sqlite3`` connection, start to finish in one hop.
-  Statement-by-statement async drivers cost a thread round trip per cursor call (26 for one
-  rotation, measured), which made rotation ten times slower than the work itself. One thread
-  writes (``BEGIN IMMEDIATE``; WAL lets the reader threads go on meanwhile): several writers on
-  one file only fight over its lock.
-  A Core unit of work runs its statements straight on a ``sqlite3`` connection of the writer
-  thread, or of a reader thread (``kizuna.sqlite_direct``): SQLAlchemy's per-execution
-  machinery cost a rotation more than SQLite did, and a login's user lookup through a
-  ``Session`` held the GIL for about 0.4 ms, which page views served meanwhile waited for.
+- SQLite: the work runs in a thread, start to finish in one hop, its statements straight on a
+  ``sqlite3`` connection (``kizuna.sqlite_direct``). Statement-by-statement async drivers cost
+  a thread round trip per cursor call (26 for one rotation, measured), which made rotation ten
+  times slower than the work itself; SQLAlchemy's per-execution machinery cost a rotation more
+  than SQLite did, and a login's user lookup through an ORM ``Session`` held the GIL for about
+  0.4 ms, which page views served meanwhile waited for. One thread writes (``BEGIN
+  IMMEDIATE``; WAL lets the reader threads go on meanwhile): several writers on one file only
+  fight over its lock.
 - PostgreSQL: the same function runs through SQLAlchemy's asyncio extension
-  (``AsyncSession.run_sync`` / ``AsyncConnection.run_sync``) on asyncpg, which is natively
-  asynchronous.
+  (``AsyncConnection.run_sync``) on asyncpg, which is natively asynchronous.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar, overload
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, create_engine, make_url
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
 
 from kizuna import sqlite_direct
@@ -38,7 +38,6 @@ from kizuna.sqlite_writer import SQLiteWriter, WriterLock, make_way
 
 T = TypeVar("T")
 U = TypeVar("U")
-Work = Callable[[Session], T]
 
 
 class Rows(Protocol):
@@ -51,18 +50,18 @@ class Rows(Protocol):
 
 
 class Tx(Protocol):
-    """A transaction that runs Core statements; all that the hot-path store functions use."""
+    """A transaction that runs Core statements: all that a store function is given."""
 
     def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Rows: ...
 
 
-CoreWork = Callable[[Tx], T]
+Work = Callable[[Tx], T]
 
 
-class _ConnectionTx:
-    """A ``Tx`` over a SQLAlchemy ``Connection`` (PostgreSQL, and Session units of work)."""
+class ConnectionTx:
+    """A ``Tx`` over a SQLAlchemy ``Connection`` inside its transaction (PostgreSQL)."""
 
     __slots__ = ("connection",)
 
@@ -71,11 +70,6 @@ class _ConnectionTx:
 
     def execute(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Rows:
         return self.connection.execute(statement, dict(parameters or {}))
-
-
-def tx_of(session: Session) -> Tx:
-    """The ``Tx`` of a Session unit of work: Core store functions join its transaction."""
-    return _ConnectionTx(session.connection())
 
 
 _READER_THREADS = 4
@@ -94,8 +88,14 @@ def _database_path(url: str) -> str:
     return database
 
 
-def _configure(dbapi_connection: sqlite3.Connection) -> None:
-    # Take BEGIN away from the driver so the writer can say BEGIN IMMEDIATE.
+def sqlite_dialect(url: str) -> Dialect:
+    """The dialect that compiles the direct path's statements: SQLAlchemy's own for the
+    ``sqlite3`` driver (no connection is opened)."""
+    return create_engine(sync_sqlite_url(url)).dialect
+
+
+def configure_sqlite(dbapi_connection: sqlite3.Connection) -> None:
+    # Take BEGIN away from the driver so that a write can say BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -105,34 +105,6 @@ def _configure(dbapi_connection: sqlite3.Connection) -> None:
     cursor.close()
 
 
-def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> Engine:
-    engine = create_engine(
-        sync_sqlite_url(url),
-        hide_parameters=True,  # errors get logged; parameters hold emails and user agents
-        pool_size=pool_size,
-        max_overflow=0,
-        pool_timeout=30,
-        connect_args={"timeout": 30, "check_same_thread": False},
-    )
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        _configure(dbapi_connection)
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front, so a second process waits (busy_timeout)
-        # instead of failing on a read-to-write lock upgrade.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
-
-    return engine
-
-
-def _run(engine: Engine, work: Work[T]) -> T:
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        return work(session)
-
-
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -140,104 +112,88 @@ class Database:
         self._async: AsyncEngine | None = None
         if self.is_sqlite:
             self._path = _database_path(url)
-            self._write_engine = _sqlite_engine(url, writer=True, pool_size=1)
-            # The writer thread's own connection for Core units of work, opened on first use.
+            self._statements = sqlite_direct.Statements(sqlite_dialect(url))
+            # The writer thread's own connection, opened on first use.
             self._direct: sqlite3.Connection | None = None
-            self._statements = sqlite_direct.Statements(self._write_engine.dialect)
             self._writer = SQLiteWriter(
                 lock=WriterLock(self._path + ".write-lock"),
+                run_one=self._run_direct,
                 run_group=self._run_direct_group,
                 on_exit=self._close_writer,
             )
-            self._read_engine = _sqlite_engine(url, writer=False, pool_size=_READER_THREADS)
             self._readers = ThreadPoolExecutor(
                 max_workers=_READER_THREADS, thread_name_prefix="sqlite-reader"
             )
-            # Each reader thread's own connection for Core units of work, opened on first use.
+            # Each reader thread's own connection, opened on first use.
             self._reader_local = threading.local()
             self._reader_connections: list[sqlite3.Connection] = []
             self._reader_connections_lock = threading.Lock()
         else:
             self._async = create_async_engine(
                 url,
-                hide_parameters=True,
+                hide_parameters=True,  # errors get logged; parameters hold emails and agents
                 pool_size=10,
                 max_overflow=10,
                 pool_pre_ping=True,
                 pool_timeout=10,
             )
 
-    async def write(self, work: Work[T]) -> T:
-        """Run ``work`` in one read-write transaction; commits on return, rolls back on raise."""
-        if self._async is not None:
-            return await self._run_async(work)
-        result: T = await self._writer.submit(lambda: _run(self._write_engine, work), None)
-        return result
-
     @overload
-    async def write_core(self, work: CoreWork[T]) -> T: ...
+    async def write(self, work: Work[T]) -> T: ...
     @overload
-    async def write_core(self, work: CoreWork[T], then: Callable[[T], U]) -> U: ...
-    async def write_core(
-        self, work: CoreWork[Any], then: Callable[[Any], Any] | None = None
-    ) -> Any:
-        """Run a Core unit of work in one read-write transaction, as ``write`` does; then, once
-        it has committed, ``then`` on its result. On SQLite both run in the writer thread,
-        ``then`` after the write lock is released: CPU work that needs no lock (signing)."""
+    async def write(self, work: Work[T], then: Callable[[T], U]) -> U: ...
+    async def write(self, work: Work[Any], then: Callable[[Any], Any] | None = None) -> Any:
+        """Run ``work`` in one read-write transaction: committed when it returns, rolled back
+        when it raises; then, once it has committed, ``then`` on its result. On SQLite both run
+        in the writer thread, ``then`` after the write lock is released: CPU work that needs
+        no lock (signing)."""
         if self._async is not None:
             async with self._async.begin() as connection:
-                result = await connection.run_sync(lambda sync: work(_ConnectionTx(sync)))
+                result = await connection.run_sync(lambda sync: work(ConnectionTx(sync)))
             return result if then is None else then(result)
-        return await self._writer.submit(lambda: self._run_direct(work), work, then)
+        return await self._writer.submit(work, then)
 
-    # In the writer thread only:
+    async def read(self, work: Work[T]) -> T:
+        """Run ``work`` in one read transaction (one consistent snapshot). On SQLite it runs
+        in a reader thread, alongside the writer (WAL)."""
+        if self._async is not None:
+            async with self._async.begin() as connection:
+                result: T = await connection.run_sync(lambda sync: work(ConnectionTx(sync)))
+            return result
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, self._read_direct, work)
 
     def _connect_direct(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(self._path, timeout=30, check_same_thread=False)
-            _configure(connection)
+            configure_sqlite(connection)
         except sqlite3.Error as exc:
             raise sqlite_direct.translated(exc, None, None) from exc
         return connection
+
+    # In the writer thread only:
 
     def _direct_connection(self) -> sqlite3.Connection:
         if self._direct is None:
             self._direct = self._connect_direct()
         return self._direct
 
-    def _run_direct(self, work: CoreWork[T]) -> T:
+    def _run_direct(self, work: Work[T]) -> T:
         return sqlite_direct.run(self._direct_connection(), self._statements, work)
 
-    def _run_direct_group(self, units: list[CoreWork[Any]]) -> list[Any]:
+    def _run_direct_group(self, units: list[Work[Any]]) -> list[Any]:
         return sqlite_direct.run(
             self._direct_connection(), self._statements, lambda tx: [unit(tx) for unit in units]
         )
 
     def _close_writer(self) -> None:
-        self._write_engine.dispose()
         if self._direct is not None:
             self._direct.close()
             self._direct = None
 
-    async def read(self, work: Work[T]) -> T:
-        if self._async is not None:
-            return await self._run_async(work)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, _run, self._read_engine, work)
-
-    async def read_core(self, work: CoreWork[T]) -> T:
-        """Run a Core unit of work in one read transaction (one consistent snapshot). On
-        SQLite it runs in a reader thread, alongside the writer (WAL)."""
-        if self._async is not None:
-            async with self._async.begin() as connection:
-                result: T = await connection.run_sync(lambda sync: work(_ConnectionTx(sync)))
-            return result
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self._read_direct, work)
-
     # In a reader thread only:
 
-    def _read_direct(self, work: CoreWork[T]) -> T:
+    def _read_direct(self, work: Work[T]) -> T:
         connection: sqlite3.Connection | None = getattr(self._reader_local, "connection", None)
         if connection is None:
             connection = self._connect_direct()
@@ -247,18 +203,11 @@ class Database:
         make_way()  # see sqlite_writer.make_way: this thread has just woken up
         return sqlite_direct.run(connection, self._statements, work, write=False)
 
-    async def _run_async(self, work: Work[T]) -> T:
-        assert self._async is not None
-        async with AsyncSession(self._async, expire_on_commit=False) as session, session.begin():
-            return await session.run_sync(work)
-
     async def dispose(self) -> None:
         if self._async is not None:
             await self._async.dispose()
             return
         await self._writer.close()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._readers, self._read_engine.dispose)
         # Waits for reads still running before their connections close (off the loop).
         await asyncio.to_thread(self._readers.shutdown, wait=True)
         with self._reader_connections_lock:

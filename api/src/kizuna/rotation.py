@@ -86,9 +86,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
     def minted(decided: _Decision | Refused) -> Rotated | Refused:
         return decided if isinstance(decided, Refused) else _minted(services, decided)
 
-    outcome = await services.db.write_core(
-        lambda tx: _decide(tx, claims, client, policy), then=minted
-    )
+    outcome = await services.db.write(lambda tx: _decide(tx, claims, client, policy), then=minted)
 
     if isinstance(outcome, Refused):
         services.session_cache.forget(claims.sid)
@@ -113,7 +111,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
 
 
 def _minted(services: Services, decision: _Decision) -> Rotated:
-    """The new pair of tokens, made once the rotation has committed (``write_core``'s
+    """The new pair of tokens, made once the rotation has committed (``write``'s
     ``then``). On SQLite that is in the writer thread, with the write lock released: there the
     ES256 signature's release of the GIL lets the event loop go on; made on the event loop,
     that release let the writer cut in, and a 20 µs signature cost the loop over 100 µs

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from sqlalchemy.orm import Session
-
 from kizuna.clock import utcnow
-from kizuna.db import Database
+from kizuna.db import Database, Tx
 from kizuna.store import changes
 from kizuna.store import sessions as session_store
 
@@ -46,8 +44,8 @@ class SessionView:
         )
 
 
-def _load_view(db: Session, session_id: str) -> SessionView | None:
-    row = session_store.get_with_user(db, session_id=session_id)
+def _load_view(tx: Tx, session_id: str) -> SessionView | None:
+    row = session_store.get_with_user(tx, session_id=session_id)
     if row is None:
         return None
     session, user = row
@@ -94,7 +92,7 @@ class SessionCache:
         except KeyError:
             pass
         epoch = self._epoch
-        view = await self.db.read(lambda db: _load_view(db, session_id))
+        view = await self.db.read(lambda tx: _load_view(tx, session_id))
         # Something was invalidated while we read: our answer may predate it, so use it for
         # this request but do not remember it.
         if epoch == self._epoch:
@@ -115,13 +113,13 @@ class SessionCache:
         started = time.monotonic()
         after = self._after
         if after is None:
-            self._after = await self.db.read_core(changes.latest)
+            self._after = await self.db.read(changes.latest)
             self._epoch += 1
             self._cache.clear()
             self._polled_at = started
             return
         while True:
-            entries = await self.db.read_core(partial(changes.after, seq=after, limit=_FEED_PAGE))
+            entries = await self.db.read(partial(changes.after, seq=after, limit=_FEED_PAGE))
             if entries:
                 self._epoch += 1
             for entry in entries:

@@ -1,5 +1,5 @@
-"""SQLAlchemy Core statements run straight on a ``sqlite3`` connection: the hot paths' units
-of work on the embedded store (see ``Database.write_core``).
+"""SQLAlchemy Core statements run straight on a ``sqlite3`` connection: every unit of work on
+the embedded store (see ``kizuna.db``).
 
 The SQL text and every value conversion are SQLAlchemy's own: each statement is compiled once
 by the SQLite dialect, and its bind and result processors (``UTCDateTime``, JSON, Boolean) come
@@ -9,6 +9,11 @@ a SQLAlchemy ``Session``, 7.5 µs like this; a rotation spent more time there th
 
 Statements with expanding parameters (``IN`` over a Python list) are refused: their SQL depends
 on each call's values, so there is nothing to compile once.
+
+This leans on SQLAlchemy's compiler internals (``SQLCompiler.binds``, ``positiontup``, the
+types' processors), so ``tests/test_sqlite_writer.py`` runs every statement of the store
+modules both ways and compares the answers; ``pyproject.toml`` allows the SQLAlchemy versions
+that test has passed on.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
-"""The one thread that writes to the embedded store, committing Core units of work in groups.
+"""The one thread that writes to the embedded store, committing units of work in groups.
 
-Units of work wait in a queue, in order. The thread takes everything that is waiting; a run of
-Core units (``Database.write_core``: rotations, mostly) goes into one transaction, one after
-the other, as if each had its own: each sees the writes of those before it, so the order of
-decisions is exactly the order of arrival. If any of them raises, the whole group is rolled
-back and each is run again in a transaction of its own, so that a failure stays with the unit
-that caused it. Session units (``Database.write``) run one per transaction, in their turn.
+Units of work (``Database.write``: rotations, mostly) wait in a queue, in order. The thread
+takes everything that is waiting and runs it in one transaction, one after the other, as if
+each had its own: each sees the writes of those before it, so the order of decisions is exactly
+the order of arrival. If any of them raises, the whole group is rolled back and each is run
+again in a transaction of its own, so that a failure stays with the unit that caused it.
 
 Why: under load, every time this thread gives up the GIL (each SQLite call, the file lock,
 waking the event loop) it waits to get it back from the busy event loop. One BEGIN/COMMIT, one
@@ -54,8 +53,7 @@ class WriterLock:
 
 @dataclass(slots=True)
 class _Job:
-    alone: Callable[[], Any]  # runs the unit in a transaction of its own
-    unit: Callable[[Any], Any] | None  # a Core unit (may share a transaction), else None
+    unit: Callable[[Any], Any]  # the unit of work, given a ``Tx``
     then: Callable[[Any], Any] | None  # applied to its result after commit, lock released
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
@@ -70,12 +68,15 @@ class SQLiteWriter:
         self,
         *,
         lock: WriterLock,
+        run_one: Callable[[Callable[[Any], Any]], Any],
         run_group: Callable[[list[Callable[[Any], Any]]], list[Any]],
         on_exit: Callable[[], None],
     ) -> None:
-        """``run_group(units)`` runs the given Core units in one transaction and returns their
+        """``run_one(unit)`` runs a unit of work in a transaction of its own and returns its
+        result; ``run_group(units)`` runs the given units in one transaction and returns their
         results (raising if any raises); ``on_exit`` closes connections, in this thread."""
         self._lock = lock
+        self._run_one = run_one
         self._run_group = run_group
         self._on_exit = on_exit
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -84,20 +85,16 @@ class SQLiteWriter:
         self._thread.start()
 
     async def submit(
-        self,
-        alone: Callable[[], Any],
-        unit: Callable[[Any], Any] | None,
-        then: Callable[[Any], Any] | None = None,
+        self, unit: Callable[[Any], Any], then: Callable[[Any], Any] | None = None
     ) -> Any:
-        """``alone()`` runs the unit of work in its own transaction; ``unit`` is the Core unit
-        itself (given a ``Tx``) when it may share one, else None. ``then(result)``, if given,
-        runs in this thread too, once the transaction has committed and the write lock is
-        released: work that needs the unit's result but not the lock (signing tokens)."""
+        """Run ``unit`` (given a ``Tx``) in its turn. ``then(result)``, if given, runs in this
+        thread too, once the transaction has committed and the write lock is released: work
+        that needs the unit's result but not the lock (signing tokens)."""
         if self._closed:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put(_Job(alone, unit, then, loop, future))
+        self._jobs.put(_Job(unit, then, loop, future))
         return await future
 
     async def close(self) -> None:
@@ -141,27 +138,14 @@ class SQLiteWriter:
         except OSError as exc:
             return [(False, exc)] * len(batch)
         try:
-            outcomes: list[tuple[bool, Any]] = []
-            start = 0
-            while start < len(batch):
-                end = start + 1
-                if batch[start].unit is not None:
-                    while end < len(batch) and batch[end].unit is not None:
-                        end += 1
-                outcomes.extend(self._run_together(batch[start:end]))
-                start = end
-            return outcomes
+            if len(batch) > 1:
+                try:
+                    return [(True, result) for result in self._run_group([j.unit for j in batch])]
+                except Exception:  # noqa: S110 - each is run again alone, and fails alone
+                    pass
+            return [self._run_alone(job) for job in batch]
         finally:
             self._lock.release()
-
-    def _run_together(self, jobs: list[_Job]) -> list[tuple[bool, Any]]:
-        if len(jobs) > 1:
-            try:
-                units = [job.unit for job in jobs if job.unit is not None]
-                return [(True, result) for result in self._run_group(units)]
-            except Exception:  # noqa: S110 - each is run again alone, and fails alone
-                pass
-        return [self._run_alone(job) for job in jobs]
 
     @staticmethod
     def _finished(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
@@ -175,10 +159,9 @@ class SQLiteWriter:
             finished.append((ok, value))
         return finished
 
-    @staticmethod
-    def _run_alone(job: _Job) -> tuple[bool, Any]:
+    def _run_alone(self, job: _Job) -> tuple[bool, Any]:
         try:
-            return True, job.alone()
+            return True, self._run_one(job.unit)
         except Exception as exc:
             return False, exc
 

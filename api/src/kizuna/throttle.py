@@ -91,7 +91,7 @@ class Throttle:
                 throttle_hits.purge(tx, before=now - timedelta(seconds=self._longest))
             return Attempt(tuple(throttle_hits.add(tx, bucket=b, at=now) for b, _ in buckets))
 
-        outcome = await self.db.write_core(work)
+        outcome = await self.db.write(work)
         if isinstance(outcome, int):
             raise Throttled(outcome)
         return outcome
@@ -102,4 +102,4 @@ class Throttle:
         throttle_hits.remove(tx, hit_ids=attempt.hit_ids)
 
     async def refund(self, attempt: Attempt) -> None:
-        await self.db.write_core(lambda tx: self.refund_in(tx, attempt))
+        await self.db.write(lambda tx: self.refund_in(tx, attempt))

@@ -239,7 +239,7 @@ class AccessTokens:
 
 
 class RefreshRecord(Protocol):
-    """What a refresh token is computed from: the store's record (ORM row or Core row)."""
+    """What a refresh token is computed from: the store's record (``TokenRecord``)."""
 
     @property
     def id(self) -> str: ...

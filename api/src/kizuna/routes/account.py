@@ -6,7 +6,6 @@ from fastapi import APIRouter, Response
 
 from kizuna import accounts
 from kizuna.clock import iso, utcnow
-from kizuna.db import tx_of
 from kizuna.deps import PrincipalDep, ServicesDep
 from kizuna.errors import Code
 from kizuna.problems import Problem, problem_responses
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/api", tags=["account"])
 async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[SessionOut]:
     now = utcnow()
     rows = await services.db.read(
-        lambda db: session_store.list_live(db, user_id=principal.user_id, now=now)
+        lambda tx: session_store.list_live(tx, user_id=principal.user_id, now=now)
     )
     return [
         SessionOut(
@@ -40,9 +39,7 @@ async def list_sessions(principal: PrincipalDep, services: ServicesDep) -> list[
 async def revoke_session(
     session_id: str, principal: PrincipalDep, services: ServicesDep
 ) -> Response:
-    mine = await services.db.read(
-        lambda db: session_store.live_ids(tx_of(db), user_id=principal.user_id)
-    )
+    mine = await services.db.read(lambda tx: session_store.live_ids(tx, user_id=principal.user_id))
     # Someone else's session id and an unknown one look the same: 404.
     if session_id not in mine:
         raise Problem(Code.not_found, detail="No such session.")

@@ -6,23 +6,23 @@ import re
 
 import structlog
 from fastapi import APIRouter
-from sqlalchemy.orm import Session
 
 from kizuna import accounts
 from kizuna.clock import iso, utcnow
 from kizuna.deps import AdminDep, ServicesDep
 from kizuna.errors import Code
-from kizuna.models import User
 from kizuna.problems import Problem, problem_responses
 from kizuna.schemas import AdminUserOut, AdminUserPatch
+from kizuna.store import NotFound
 from kizuna.store import users as user_store
+from kizuna.store.users import UserRecord
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 log = structlog.get_logger("kizuna.admin")
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-def _out(user: User) -> AdminUserOut:
+def _out(user: UserRecord) -> AdminUserOut:
     return AdminUserOut(
         id=user.id,
         email=user.email,
@@ -35,7 +35,7 @@ def _out(user: User) -> AdminUserOut:
 
 @router.get("/users", response_model=list[AdminUserOut])
 async def list_users(_admin: AdminDep, services: ServicesDep) -> list[AdminUserOut]:
-    users = await services.db.read(lambda db: user_store.list_all(db))
+    users = await services.db.read(user_store.list_all)
     return [_out(user) for user in users]
 
 
@@ -49,15 +49,16 @@ async def update_user(
     if roles is not None and not all(_ROLE.fullmatch(role) for role in roles):
         raise Problem(Code.validation_error, detail="Roles are lower-case words.")
 
-    def work(db: Session) -> AdminUserOut:
-        user = user_store.update(
-            db, user_id=user_id, now=utcnow(), roles=roles, disabled=body.disabled
+    now = utcnow()
+    try:
+        user = await services.db.write(
+            lambda tx: user_store.update(
+                tx, user_id=user_id, now=now, roles=roles, disabled=body.disabled
+            )
         )
-        if user is None:
-            raise Problem(Code.not_found, detail="No such user.")
-        return _out(user)
-
-    out = await services.db.write(work)
+    except NotFound:
+        raise Problem(Code.not_found, detail="No such user.") from None
+    out = _out(user)
     if body.disabled:
         await accounts.revoke_user(services, user_id=user_id, reason="user_disabled")
     services.session_cache.forget_user(user_id)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from kizuna.deps import ServicesDep
 from kizuna.errors import Code
 from kizuna.problems import problem_response, problem_responses
+from kizuna.store import health
 
 router = APIRouter(tags=["meta"])
 
@@ -30,7 +30,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", response_model=None, responses=problem_responses(503))
 async def readyz(services: ServicesDep) -> JSONResponse:
     try:
-        await services.db.read(lambda db: db.execute(text("SELECT 1")))
+        await services.db.read(health.ping)
     except Exception:
         return problem_response(Code.store_unavailable)
     return JSONResponse({"status": "ready"})

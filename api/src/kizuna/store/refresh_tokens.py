@@ -1,4 +1,4 @@
-"""The rotation hot path in SQLAlchemy Core: statements built once, run in a Core unit of work
+"""The rotation hot path in SQLAlchemy Core: statements built once, run in a unit of work
 (``kizuna.db.Tx``), rows instead of ORM objects. Measured: the ORM spent ~1 ms per rotation
 constructing statements and objects, more than SQLite spent on the work."""
 

@@ -1,21 +1,50 @@
+"""Sessions (logins on one device), as ``SessionRecord``s, and the security events log."""
+
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, insert, select, update
-from sqlalchemy.orm import Session as DB
 
 from kizuna.clock import utc_seconds
 from kizuna.db import Tx
 from kizuna.models import RefreshToken, SecurityEvent, Session, User
 from kizuna.store import changes
+from kizuna.store.users import UserRecord
 
 _s = cast(Table, Session.__table__)
 _rt = cast(Table, RefreshToken.__table__)
+_u = cast(Table, User.__table__)
 _events = cast(Table, SecurityEvent.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A row of ``sessions``: the same attributes as ``kizuna.models.Session``, in column
+    order."""
+
+    id: str
+    user_id: str
+    device_id: str
+    user_agent: str
+    ip: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    revoke_reason: str | None
+
+
+assert tuple(f.name for f in fields(SessionRecord)) == tuple(c.key for c in _s.columns)
+_SESSION_WIDTH = len(_s.columns)
+
+
+def _record(row: Sequence[Any]) -> SessionRecord:
+    return SessionRecord(*row[:_SESSION_WIDTH])
 
 
 _CREATE = insert(_s).values(
@@ -118,32 +147,56 @@ def live_ids(
     return [str(row[0]) for row in rows]
 
 
-def list_live(db: DB, *, user_id: str, now: datetime) -> Sequence[Session]:
+_NOW = bindparam("b_now", type_=_s.c.expires_at.type)
+_LIST_LIVE = (
+    select(*_s.columns)
+    .join(
+        _rt,
+        and_(
+            _rt.c.session_id == _s.c.id,
+            _rt.c.rotated_at.is_(None),
+            _rt.c.revoked_at.is_(None),
+            _rt.c.expires_at > _NOW,
+        ),
+    )
+    .where(
+        _s.c.user_id == bindparam("b_user_id"),
+        _s.c.revoked_at.is_(None),
+        _s.c.expires_at > _NOW,
+    )
+    .order_by(_s.c.last_used_at.desc())
+)
+
+
+def list_live(tx: Tx, *, user_id: str, now: datetime) -> list[SessionRecord]:
     """Sessions that can still be used: not revoked, within their absolute lifetime, and with
-    a current refresh token that has not run out (idle expiry)."""
-    result = db.execute(
-        select(Session)
-        .join(
-            RefreshToken,
-            and_(
-                RefreshToken.session_id == Session.id,
-                RefreshToken.rotated_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-                RefreshToken.expires_at > now,
-            ),
-        )
-        .where(Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now)
-        .order_by(Session.last_used_at.desc())
-    )
-    return result.scalars().unique().all()
+    a current refresh token that has not run out (idle expiry). Most recently used first."""
+    rows = tx.execute(_LIST_LIVE, {"b_user_id": user_id, "b_now": now}).all()
+    # A session has one current token; should it ever have two, it is listed once.
+    seen: dict[str, SessionRecord] = {}
+    for row in rows:
+        seen.setdefault(row[0], _record(row))
+    return list(seen.values())
 
 
-def get_with_user(db: DB, *, session_id: str) -> tuple[Session, User] | None:
-    result = db.execute(
-        select(Session, User).join(User, User.id == Session.user_id).where(Session.id == session_id)
-    )
-    row = result.first()
-    return None if row is None else (row[0], row[1])
+_GET = select(*_s.columns).where(_s.c.id == bindparam("b_session_id"))
+_GET_WITH_USER = (
+    select(*_s.columns, *_u.columns)
+    .select_from(_s.join(_u, _u.c.id == _s.c.user_id))
+    .where(_s.c.id == bindparam("b_session_id"))
+)
+
+
+def get(tx: Tx, *, session_id: str) -> SessionRecord | None:
+    row = tx.execute(_GET, {"b_session_id": session_id}).first()
+    return None if row is None else _record(row)
+
+
+def get_with_user(tx: Tx, *, session_id: str) -> tuple[SessionRecord, UserRecord] | None:
+    row = tx.execute(_GET_WITH_USER, {"b_session_id": session_id}).first()
+    if row is None:
+        return None
+    return _record(row), UserRecord(*row[_SESSION_WIDTH:])
 
 
 def record_event(
