@@ -23,6 +23,7 @@ import structlog
 from kizuna.clientinfo import ClientInfo
 from kizuna.clock import utcnow
 from kizuna.db import Tx
+from kizuna.errors import Code
 from kizuna.services import Services
 from kizuna.store import refresh_tokens as token_store
 from kizuna.store import sessions as session_store
@@ -33,12 +34,14 @@ log = structlog.get_logger("kizuna.rotation")
 
 
 class Refused(enum.StrEnum):
-    missing = "refresh_token_missing"
-    invalid = "refresh_token_invalid"
-    expired = "refresh_token_expired"
-    revoked = "refresh_token_revoked"
-    reused = "refresh_token_reused"
-    session_expired = "session_expired"
+    """The refusals of rotation, each answered with the catalogue entry of the same code."""
+
+    missing = Code.refresh_token_missing
+    invalid = Code.refresh_token_invalid
+    expired = Code.refresh_token_expired
+    revoked = Code.refresh_token_revoked
+    reused = Code.refresh_token_reused
+    session_expired = Code.session_expired
 
 
 class RefreshRefused(Exception):
