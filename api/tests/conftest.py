@@ -52,7 +52,7 @@ class Harness:
 
     @property
     def services(self) -> Services:
-        services: Services = self.app.state.services
+        services: Services = self.app.state.kizuna
         return services
 
     def client(self, *, peer: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:

@@ -31,7 +31,7 @@ async def test_building_and_running_the_app_changes_nothing_process_wide(tmp_pat
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        services = app.state.services
+        services = app.state.kizuna
         token = services.refresh_tokens.encode(
             token_id="t",
             session_id="s",

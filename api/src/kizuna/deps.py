@@ -22,7 +22,7 @@ log = structlog.get_logger("kizuna.security")
 # Dependencies are ``async def`` although nothing in them awaits: FastAPI runs a plain
 # ``def`` dependency in a worker thread, a thread hop on every request.
 async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
+    services: Services = request.app.state.kizuna
     return services
 
 

@@ -11,6 +11,7 @@ from kizuna.errors import Code
 from kizuna.problems import problem_response
 
 _NO_STORE_PREFIXES = ("/auth/", "/api/")
+_STANDARD = frozenset((b"x-content-type-options", b"referrer-policy"))
 
 
 async def read_body(receive: Receive, *, most: int) -> bytes | None:
@@ -59,7 +60,8 @@ def with_standard_headers(
     """``headers`` with what every answer carries: nosniff, no referrer, and no-store (in
     place of any other Cache-Control) on /auth/* and /api/*."""
     no_store = path.startswith(_NO_STORE_PREFIXES)
-    out = [(k, v) for k, v in headers if not (no_store and k.lower() == b"cache-control")]
+    replaced = _STANDARD | {b"cache-control"} if no_store else _STANDARD
+    out = [(k, v) for k, v in headers if k.lower() not in replaced]
     if no_store:
         out.append((b"cache-control", b"no-store"))
     out.append((b"x-content-type-options", b"nosniff"))

@@ -194,7 +194,32 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
                 responses.setdefault(str(status), documented)
 
 
+def answer_for(path: str, exc: Exception) -> Response:
+    """The response to an exception raised while one of Kizuna's requests was handled."""
+    if isinstance(exc, Problem):
+        return response_of(exc)
+    if isinstance(exc, RequestValidationError):
+        # Field locations and messages only: never the submitted input (it may be a password).
+        errors = [
+            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+            for err in exc.errors()
+        ]
+        return problem_response(Code.validation_error, extra={"errors": errors})
+    if isinstance(exc, StarletteHTTPException):
+        fallback = Code.bad_request if exc.status_code < 500 else Code.internal_error
+        return problem_response(_HTTP_CODES.get(exc.status_code, fallback), headers=exc.headers)
+    if isinstance(exc, HashingBusy):
+        return problem_response(Code.server_busy)
+    if is_store_failure(exc):
+        log.warning("store_unavailable", path=path, error=type(exc).__name__)
+        return problem_response(Code.store_unavailable)
+    return internal_error(path, exc)
+
+
 def install(app: FastAPI) -> None:
+    """Kizuna's own app: its answers to requests no route of Kizuna takes (an unknown path, a
+    method a path does not take) in the same problem+json, and the problems every route
+    answers declared in the OpenAPI document."""
     original_openapi = app.openapi
     documented: list[dict[str, Any]] = []
 
@@ -207,39 +232,8 @@ def install(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.exception_handler(Problem)
-    async def _problem(_request: Request, exc: Problem) -> Response:
-        return response_of(exc)
+    async def _answer(request: Request, exc: Exception) -> Response:
+        return answer_for(request.url.path, exc)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
-        # Field locations and messages only: never the submitted input (it may be a password).
-        errors = [
-            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
-            for err in exc.errors()
-        ]
-        return problem_response(Code.validation_error, extra={"errors": errors})
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
-        fallback = Code.bad_request if exc.status_code < 500 else Code.internal_error
-        return problem_response(_HTTP_CODES.get(exc.status_code, fallback), headers=exc.headers)
-
-    async def _store(request: Request, exc: Exception) -> Response:
-        log.warning("store_unavailable", path=request.url.path, error=type(exc).__name__)
-        return problem_response(Code.store_unavailable)
-
-    for failure in STORE_FAILURES:
-        app.add_exception_handler(failure, _store)
-
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        return internal_error(request.url.path, exc)
-
-    # An unexpected constraint violation is our bug, not a store outage.
-    app.add_exception_handler(IntegrityError, _unexpected)
-    app.add_exception_handler(Exception, _unexpected)
-
-    async def _busy(_request: Request, _exc: Exception) -> Response:
-        return problem_response(Code.server_busy)
-
-    app.add_exception_handler(HashingBusy, _busy)
+    for kind in (StarletteHTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(kind, _answer)

@@ -1,4 +1,4 @@
-"""Everything a request needs, built once per process and hung on ``app.state``."""
+"""Everything a request needs, built once per process and hung on ``app.state.kizuna``."""
 
 from __future__ import annotations
 

@@ -80,7 +80,7 @@ class HotEndpoints:
         if scope["method"] != endpoint.method:
             return problem_response(Code.method_not_allowed, headers={"Allow": endpoint.method})
         try:
-            services: Services = scope["app"].state.services
+            services: Services = scope["app"].state.kizuna
         except (KeyError, AttributeError) as exc:
             return internal_error(endpoint.path, exc)  # not started
         headers = Headers(scope=scope)

@@ -9,10 +9,11 @@ from kizuna.clock import iso, utcnow
 from kizuna.deps import PrincipalDep, ServicesDep
 from kizuna.errors import Code
 from kizuna.problems import Problem, problem_responses
+from kizuna.routing import KizunaRoute
 from kizuna.schemas import SessionOut
 from kizuna.store import sessions as session_store
 
-router = APIRouter(prefix="/api", tags=["account"])
+router = APIRouter(prefix="/api", tags=["account"], route_class=KizunaRoute)
 
 
 @router.get("/sessions", response_model=list[SessionOut])

@@ -12,12 +12,13 @@ from kizuna.clock import iso, utcnow
 from kizuna.deps import AdminDep, ServicesDep
 from kizuna.errors import Code
 from kizuna.problems import Problem, problem_responses
+from kizuna.routing import KizunaRoute
 from kizuna.schemas import AdminUserOut, AdminUserPatch
 from kizuna.store import NotFound
 from kizuna.store import users as user_store
 from kizuna.store.users import UserRecord
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+router = APIRouter(prefix="/api/admin", tags=["admin"], route_class=KizunaRoute)
 log = structlog.get_logger("kizuna.admin")
 _ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 

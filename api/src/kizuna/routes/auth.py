@@ -11,6 +11,7 @@ from kizuna.deps import ClientDep, PrincipalDep, ServicesDep, presented_access_t
 from kizuna.errors import Code
 from kizuna.password_policy import WeakPassword
 from kizuna.problems import Problem, problem_responses
+from kizuna.routing import KizunaRoute
 from kizuna.schemas import LoginOut, PasswordBody, RegisterBody
 from kizuna.services import Services
 from kizuna.session_response import device_of, session_response
@@ -18,7 +19,7 @@ from kizuna.store.users import EmailTaken
 from kizuna.throttle import Throttled
 from kizuna.tokens import TokenError
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=KizunaRoute)
 log = structlog.get_logger("kizuna.auth")
 
 

@@ -8,9 +8,10 @@ from fastapi.responses import JSONResponse
 from kizuna.deps import ServicesDep
 from kizuna.errors import Code
 from kizuna.problems import problem_response, problem_responses
+from kizuna.routing import KizunaRoute
 from kizuna.store import health
 
-router = APIRouter(tags=["meta"])
+router = APIRouter(tags=["meta"], route_class=KizunaRoute)
 
 
 @router.get("/.well-known/jwks.json")
