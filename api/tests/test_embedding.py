@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from kizuna import accounts, migrate
 from kizuna.deps import Principal
@@ -23,6 +24,10 @@ from tests.conftest import PASSWORD
 
 EMAIL = "ada@example.com"
 AdminUser = Annotated[Principal, Depends(require_roles("admin"))]
+
+
+class Note(BaseModel):
+    text: str
 
 
 def host_app(kizuna: Kizuna, events: list[str]) -> FastAPI:
@@ -56,6 +61,10 @@ def host_app(kizuna: Kizuna, events: list[str]) -> FastAPI:
     @app.get("/hello")
     async def hello(user: OptionalUser) -> dict[str, Any]:
         return {"signed_in": user is not None}
+
+    @app.post("/api/notes")
+    async def add_note(note: Note, user: CurrentUser) -> dict[str, Any]:
+        return {"owner": user.user_id, "text": note.text}
 
     @app.get("/api/reports")
     async def reports(
@@ -166,5 +175,11 @@ async def test_the_hosts_openapi_document_has_both(tmp_path: Path) -> None:
         )
         assert "/api/admin/users" in paths and "/.well-known/jwks.json" in paths
         assert app.openapi()["info"]["title"] == "Notes"
+        # Kizuna's routes declare their problems; the host's routes keep FastAPI's own 422.
+        sessions = paths["/api/sessions"]["get"]["responses"]
+        assert "application/problem+json" in sessions["401"]["content"]
+        host_422 = paths["/api/notes"]["post"]["responses"]["422"]["content"]["application/json"]
+        ref = host_422["schema"]["$ref"].rsplit("/", 1)[1]
+        assert ref in app.openapi()["components"]["schemas"]
     finally:
         await context.__aexit__(None, None, None)

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from starlette.middleware import Middleware
 
-from kizuna import hot, services
+from kizuna import hot, problems, services
 from kizuna.deps import Principal, presented_access_token, principal_from_token
 from kizuna.errors import CATALOGUE
 from kizuna.hot.endpoint import Endpoint, HotEndpoints
@@ -77,6 +77,7 @@ class Kizuna:
             schema = host_openapi()
             if not any(schema is done for done in documented):
                 hot.document(schema, self.hot_endpoints)
+                problems.document(app, schema)
                 documented[:] = [schema]
             return schema
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -125,7 +126,7 @@ _DESCRIPTIONS = {
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for a route: the problems it answers itself, as problem+json. Those that
     come from its dependencies and from the middleware are added by ``install`` (see
-    ``_document``): 401 and 503 for a signed-in route, 403 for an admin one, 400, 413 and 422
+    ``document``): 401 and 503 for a signed-in route, 403 for an admin one, 400, 413 and 422
     for one that takes a body, 422 for one that takes parameters."""
     return {
         status: {
@@ -156,11 +157,16 @@ def _api_routes(app: FastAPI) -> Iterator[Any]:
             yield context
 
 
-def _document(app: FastAPI, schema: dict[str, Any]) -> None:
-    """Declares in ``schema`` (FastAPI's OpenAPI document) the problems every route answers
-    without saying so itself: validation errors are problem+json, not FastAPI's default
+def _kizunas(route: Any) -> bool:
+    """A route of Kizuna's routers (``routing.KizunaRoute``), in whatever app it is mounted."""
+    return bool(getattr(getattr(route, "original_route", route), "answers_for_itself", False))
+
+
+def document(app: FastAPI, schema: dict[str, Any]) -> None:
+    """Declares in ``schema`` (FastAPI's OpenAPI document) the problems each of Kizuna's routes
+    answers without saying so itself: validation errors are problem+json, not FastAPI's default
     application/json; 400 and 413 wherever a body is read; 401 and 503 behind a principal;
-    403 behind the admin role."""
+    403 behind the admin role. Other routes of a host app are left as they are."""
     from kizuna import deps  # deps answers with this module's problems: imported late
 
     _, top = models_json_schema(
@@ -168,10 +174,8 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(top.get("$defs", {}))
-    for name in ("HTTPValidationError", "ValidationError"):
-        components.pop(name, None)
     for route in _api_routes(app):
-        if not route.include_in_schema:
+        if not route.include_in_schema or not _kizunas(route):
             continue
         calls = set(_calls(route.dependant))
         wanted: set[int] = set()
@@ -192,6 +196,10 @@ def _document(app: FastAPI, schema: dict[str, Any]) -> None:
                 del responses["422"]
             for status, documented in problem_responses(*sorted(statuses)).items():
                 responses.setdefault(str(status), documented)
+    # FastAPI's validation-error models, unless a route of the host still refers to them.
+    if "/HTTPValidationError" not in json.dumps(schema.get("paths", {})):
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
 
 
 def answer_for(path: str, exc: Exception) -> Response:
@@ -218,19 +226,7 @@ def answer_for(path: str, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Kizuna's own app: its answers to requests no route of Kizuna takes (an unknown path, a
-    method a path does not take) in the same problem+json, and the problems every route
-    answers declared in the OpenAPI document."""
-    original_openapi = app.openapi
-    documented: list[dict[str, Any]] = []
-
-    def openapi() -> dict[str, Any]:
-        schema = original_openapi()
-        if not any(schema is done for done in documented):
-            _document(app, schema)
-            documented[:] = [schema]
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    method a path does not take) in the same problem+json."""
 
     async def _answer(request: Request, exc: Exception) -> Response:
         return answer_for(request.url.path, exc)

@@ -18,6 +18,8 @@ class KizunaRoute(APIRoute):
     first, every error as problem+json from the catalogue, the standard headers on every
     answer. A host app's own exception handlers and middleware stay the host's."""
 
+    answers_for_itself = True  # problems.document declares its problems in the schema
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
