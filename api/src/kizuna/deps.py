@@ -70,6 +70,10 @@ class Principal:
     def user_id(self) -> str:
         return self.claims.sub
 
+    def holds(self, role: str) -> bool:
+        """In the token and in the account as it is now, so a demotion bites within a second."""
+        return role in self.claims.roles and role in self.session.roles
+
 
 async def principal_from_token(services: Services, token: str | None) -> Principal:
     """The one rule for "access token → principal": raises ``Problem`` (401) for a missing,
@@ -94,8 +98,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 async def get_admin(principal: PrincipalDep, request: Request, client: ClientDep) -> Principal:
-    # Both the token and the account must say admin, so a demotion bites within a second.
-    if "admin" not in principal.claims.roles or "admin" not in principal.session.roles:
+    if not principal.holds("admin"):
         log.warning(
             "admin_forbidden",
             security=True,

@@ -132,9 +132,8 @@ def require_roles(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
 
     async def check(request: Request) -> Principal:
         principal = await _principal(request)
-        for role in roles:
-            if role not in principal.claims.roles or role not in principal.session.roles:
-                raise HTTPException(403, detail="forbidden")
+        if not all(principal.holds(role) for role in roles):
+            raise HTTPException(403, detail="forbidden")
         return principal
 
     return check

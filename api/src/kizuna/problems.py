@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -202,17 +202,27 @@ def document(app: FastAPI, schema: dict[str, Any]) -> None:
             components.pop(name, None)
 
 
+def validation_problem(
+    errors: Iterable[Mapping[str, Any]], *, within: tuple[str, ...] = ()
+) -> JSONResponse:
+    """422 ``validation_error`` listing each error's location (under ``within``, e.g. "body")
+    and message: never the submitted input (it may be a password)."""
+    listed = [
+        {
+            "loc": [*within, *(str(part) for part in err.get("loc", ()))],
+            "msg": str(err.get("msg", "")),
+        }
+        for err in errors
+    ]
+    return problem_response(Code.validation_error, extra={"errors": listed})
+
+
 def answer_for(path: str, exc: Exception) -> Response:
     """The response to an exception raised while one of Kizuna's requests was handled."""
     if isinstance(exc, Problem):
         return response_of(exc)
     if isinstance(exc, RequestValidationError):
-        # Field locations and messages only: never the submitted input (it may be a password).
-        errors = [
-            {"loc": [str(part) for part in err.get("loc", ())], "msg": str(err.get("msg", ""))}
-            for err in exc.errors()
-        ]
-        return problem_response(Code.validation_error, extra={"errors": errors})
+        return validation_problem(exc.errors())
     if isinstance(exc, StarletteHTTPException):
         fallback = Code.bad_request if exc.status_code < 500 else Code.internal_error
         return problem_response(_HTTP_CODES.get(exc.status_code, fallback), headers=exc.headers)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-import structlog
 from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.responses import Response
@@ -14,10 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kizuna.errors import Code
 from kizuna.middleware import read_limited_body, with_standard_headers
-from kizuna.problems import internal_error, is_store_failure, problem_response
+from kizuna.problems import answer_for, internal_error, problem_response
 from kizuna.services import Services
-
-log = structlog.get_logger("kizuna.errors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +52,6 @@ class Endpoint:
     response_model: type[BaseModel]
     problems: tuple[int, ...]
     body_model: type[BaseModel] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class HotEndpoints:
@@ -90,7 +85,4 @@ class HotEndpoints:
         try:
             return await endpoint.handler(HotRequest(scope, headers, services, body))
         except Exception as exc:
-            if is_store_failure(exc):
-                log.warning("store_unavailable", path=endpoint.path, error=type(exc).__name__)
-                return problem_response(Code.store_unavailable)
-            return internal_error(endpoint.path, exc)
+            return answer_for(endpoint.path, exc)

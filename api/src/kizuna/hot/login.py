@@ -12,8 +12,7 @@ from kizuna.accounts import InvalidCredentials
 from kizuna.clientinfo import client_info_of
 from kizuna.errors import Code
 from kizuna.hot.endpoint import Endpoint, HotRequest
-from kizuna.password_hasher import HashingBusy
-from kizuna.problems import problem_response
+from kizuna.problems import problem_response, validation_problem
 from kizuna.schemas import LoginBody, LoginOut
 from kizuna.session_response import device_of, session_response
 from kizuna.throttle import Throttled
@@ -21,24 +20,14 @@ from kizuna.throttle import Throttled
 log = structlog.get_logger("kizuna.auth")
 
 
-def validation_problem(exc: ValidationError | None) -> Response:
-    """422 as FastAPI's validation handler words it: field locations and messages only, never
-    the submitted input (it may be a password)."""
-    errors = [
-        {"loc": ["body", *(str(part) for part in err["loc"])], "msg": str(err["msg"])}
-        for err in (exc.errors() if exc is not None else [])
-    ] or [{"loc": ["body"], "msg": "A JSON body is required."}]
-    return problem_response(Code.validation_error, extra={"errors": errors})
-
-
 async def login(request: HotRequest) -> Response:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
-        return validation_problem(None)
+        return validation_problem([{"msg": "A JSON body is required."}], within=("body",))
     try:
         body = LoginBody.model_validate_json(request.body)
     except ValidationError as exc:
-        return validation_problem(exc)
+        return validation_problem(exc.errors(), within=("body",))
     services = request.services
     client = client_info_of(request.scope, request.headers, services.settings.trusted_proxies)
     try:
@@ -51,8 +40,6 @@ async def login(request: HotRequest) -> Response:
         )
     except InvalidCredentials:
         return problem_response(Code.invalid_credentials)
-    except HashingBusy:
-        return problem_response(Code.server_busy)
     cookie = request.headers.get("cookie")
     device_cookie = cookie_parser(cookie).get(services.settings.device_cookie) if cookie else None
     device_id, fresh = device_of(device_cookie)

@@ -8,7 +8,6 @@ from kizuna.clock import iso
 from kizuna.deps import access_token_from, principal_from_token
 from kizuna.hot.endpoint import Endpoint, Finished, HotRequest
 from kizuna.middleware import with_standard_headers
-from kizuna.problems import Problem, response_of
 from kizuna.schemas import SessionBrief, UserInfo
 from kizuna.session_cache import SessionView
 
@@ -41,15 +40,13 @@ class Userinfo:
 
     async def __call__(self, request: HotRequest) -> Response:
         services = request.services
-        try:
-            token = access_token_from(
-                request.headers.get("authorization"),
-                request.headers.get("cookie"),
-                services.settings.access_cookie,
-            )
-            principal = await principal_from_token(services, token)
-        except Problem as problem:
-            return response_of(problem)
+        # A refusal is a Problem, answered by the dispatcher (HotEndpoints).
+        token = access_token_from(
+            request.headers.get("authorization"),
+            request.headers.get("cookie"),
+            services.settings.access_cookie,
+        )
+        principal = await principal_from_token(services, token)
         answer = self._answers.get(principal.session)
         if answer is None:
             body = user_info(principal.session).model_dump_json(by_alias=True).encode()
