@@ -146,8 +146,8 @@ def build(method: str, path: str, host: str, headers: dict[str, str], body: byte
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def userinfo_request(host: str, access_token: str) -> bytes:
-    return build("GET", "/api/userinfo", host, {"Authorization": f"Bearer {access_token}"})
+def userinfo_request(host: str, access_token: str, path: str = "/api/userinfo") -> bytes:
+    return build("GET", path, host, {"Authorization": f"Bearer {access_token}"})
 
 
 def refresh_request(host: str, refresh_token: str) -> bytes:
@@ -260,7 +260,7 @@ async def op_load(spec: dict[str, Any]) -> dict[str, Any]:
         conn = Connection(host, port)
         session = sessions[index % len(sessions)]
         if kind == "userinfo":
-            raw = userinfo_request(hostname, session["access"])
+            raw = userinfo_request(hostname, session["access"], spec.get("path", "/api/userinfo"))
         try:
             while time.perf_counter() < window.end:
                 if kind == "refresh":
