@@ -1,8 +1,8 @@
 import type { NextConfig } from "next";
 
 // Headers that are the same on every response. The Content-Security-Policy is
-// not here: pages get a per-request nonce from proxy.ts, and the route handlers
-// under /auth set their own (see lib/headers.ts).
+// not here: pages get a per-request nonce from proxy.ts, and the refresh
+// detour's page sets its own (@kizuna/next).
 const securityHeaders = [
   { key: "X-Content-Type-Options", value: "nosniff" },
   { key: "Referrer-Policy", value: "same-origin" },
@@ -21,10 +21,9 @@ const nextConfig: NextConfig = {
   async headers() {
     return [
       { source: "/:path*", headers: securityHeaders },
-      // The refresh page's script and the stylesheet: cached briefly, so a
-      // detour through /auth/refresh does not wait on a revalidation.
+      // The stylesheet: cached briefly, so a page does not wait on a revalidation.
       {
-        source: "/:file(kizuna-refresh\\.js|kizuna\\.css)",
+        source: "/kizuna.css",
         headers: [{ key: "Cache-Control", value: "public, max-age=600, stale-while-revalidate=86400" }],
       },
     ];

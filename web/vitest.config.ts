@@ -13,5 +13,8 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     environment: "node",
+    // @kizuna/next's server modules import `server-only` too: run the package
+    // through Vite, so the alias above applies to it as well.
+    server: { deps: { inline: ["@kizuna/next"] } },
   },
 });

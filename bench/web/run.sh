@@ -15,5 +15,5 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 ./web/scripts/build.sh --if-stale
 
 node bench/web/proxy-cost.mjs
-(cd web && npx vitest run --config ../bench/web/vitest.config.mjs --silent=false 2>&1 | sed -n '/^proxy.ts in process/p;/^|/p;/^target/p')
+(cd web && npx vitest run --config ../bench/web/vitest.config.mjs --silent=false 2>&1 | sed -n '/^@kizuna.next proxy in process/p;/^|/p;/^target/p')
 node bench/web/navigation.mjs

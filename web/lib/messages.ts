@@ -1,26 +1,12 @@
-import type { components } from "./api-types";
+import type { ApiCode, KizunaCode } from "@kizuna/next";
 
-// Words for the machine-readable codes the user may meet. Pure; used by the
-// login page (server), the login form (client) and the route handlers, which
-// may only redirect with a code that has words here.
+// Words for the machine-readable codes the user may meet: @kizuna/next's
+// handlers and this app's own send codes only, and every one has words here.
+// Pure; used by the login page (server), the login form (client) and the
+// notices after a form post.
 
-/** Every `code` of the API's problem+json answers, from its OpenAPI document. */
-export type ApiCode = components["schemas"]["ProblemDetails"]["code"];
-
-/** The web tier's own codes: its errors, and the notices after a form post. */
-export type WebCode =
-  | "missing_fields"
-  | "unavailable"
-  | "forbidden_origin"
-  | "unverifiable_token"
-  | "signed_out"
-  | "signed_out_everywhere"
-  | "wrong_password"
-  | "password_mismatch"
-  | "password_changed"
-  | "session_revoked"
-  | "user_updated"
-  | "error";
+/** The web tier's codes: @kizuna/next's, and those of this app's own form handlers. */
+export type WebCode = KizunaCode | "session_revoked" | "user_updated";
 
 export type MessageCode = ApiCode | WebCode;
 
@@ -34,6 +20,8 @@ export const API_MESSAGES = {
   unauthenticated: "Please sign in to continue.",
   invalid_token: SIGN_IN_AGAIN,
   invalid_credentials: "That email and password do not match an account. Check them and try again.",
+  // A service's credential (the revocation feed), never a browser's: if it ever shows, it is our fault.
+  service_credential_invalid: "Something went wrong on our side. Please try again.",
   refresh_token_missing: "Please sign in to continue.",
   refresh_token_invalid: SIGN_IN_AGAIN,
   refresh_token_expired: SIGN_IN_AGAIN,

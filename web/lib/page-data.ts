@@ -1,34 +1,13 @@
 import "server-only";
+import type { AdminUserOut, SessionOut, UserInfo } from "@kizuna/next/api-types";
+import { ApiUnavailableError, kizunaApi, readJson, readProblem } from "@kizuna/next/server";
 import { cache } from "react";
-import { cookies, headers } from "next/headers";
-import { redirect } from "next/navigation";
-import { ApiUnavailableError, callApi, clientInfo, readJson, readProblem, type ClientInfo } from "./api-client";
-import { config } from "./config";
-import { verifyAccessToken, type AccessClaims } from "./access-token";
-import type { AdminUserOut, SessionOut, UserInfo } from "./api-types";
-import { loginPath, refreshPath, safeNext } from "./next-path";
 
-// What the pages show: the data-access layer of server components, typed by
-// the API's own schema (lib/api-types.ts). It only READS cookies; it never
-// refreshes (docs/protocol.md §5). When the API says the access token is no
-// good (a session revoked a moment ago), the user is sent through
-// /auth/refresh, which restores the session or ends on /login.
-
-/** The page being rendered, as proxy.ts saw it (used as `next`). */
-export const currentPath = cache(async (): Promise<string> => {
-  return safeNext((await headers()).get("x-kizuna-path"));
-});
-
-export const getAccessToken = cache(async (): Promise<string | undefined> => {
-  return (await cookies()).get(config().accessCookie)?.value;
-});
-
-/** The verified claims of the access cookie (a cache hit after the proxy). */
-export const getClaims = cache(async (): Promise<AccessClaims | null> => {
-  return verifyAccessToken(await getAccessToken());
-});
-
-const getClient = cache(async (): Promise<ClientInfo> => clientInfo(await headers()));
+// What Kizuna's own pages show: its account API, typed by the API's own
+// schema. The data-access layer of the server components, one call per render
+// (React cache()). kizunaApi sends the access token as a Bearer token and,
+// when the API refuses it (a session revoked a moment ago), sends the user
+// through the refresh detour, which restores the session or ends on /login.
 
 export class ApiError extends Error {
   constructor(
@@ -40,23 +19,15 @@ export class ApiError extends Error {
   }
 }
 
-/**
- * GET an API resource as the signed-in user. No token: to /login. 401: the
- * token is no longer accepted (expired meanwhile, or revoked), so through the
- * refresh page. 403 and 404 are returned to the caller to decide.
- */
+/** GET an API resource as the signed-in user. 403 and 404 are returned to the caller to decide. */
 async function apiGet<T>(path: string): Promise<{ status: number; data?: T }> {
-  const token = await getAccessToken();
-  const here = await currentPath();
-  if (!token) redirect(loginPath(here));
   let res: Response;
   try {
-    res = await callApi(path, { bearer: token, client: await getClient(), cookies: false });
+    res = await kizunaApi(path, { headers: { accept: "application/json" } });
   } catch (err) {
     if (err instanceof ApiUnavailableError) throw new ApiError(503, "unavailable");
     throw err;
   }
-  if (res.status === 401) redirect(refreshPath(here, { rejected: true }));
   if (res.status === 403 || res.status === 404) return { status: res.status };
   if (!res.ok) {
     const p = await readProblem(res);
@@ -85,6 +56,6 @@ export const getAdminUsers = cache(async (): Promise<AdminUserOut[] | null> => {
   return data ?? [];
 });
 
-export function isAdmin(user: { roles: string[] }): boolean {
+export function isAdmin(user: { roles: readonly string[] }): boolean {
   return user.roles.includes("admin");
 }

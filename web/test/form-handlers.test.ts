@@ -1,9 +1,10 @@
 import { NextRequest } from "next/server";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { resetConfig } from "@/lib/config";
+import { resetSettings } from "@kizuna/next/server";
 
-// The form handlers of the signed-in pages, with the API stubbed at fetch:
-// where each answer of the API sends the browser, and what it tells the user.
+// This app's own form handlers (built from @kizuna/next/handlers), with the
+// API stubbed at fetch: where each answer of the API sends the browser, and
+// what it tells the user. The package's handlers have their tests in nextjs/test.
 
 const API = "http://api.test";
 const SAME = { host: "localhost:3000", "sec-fetch-site": "same-origin", origin: "http://localhost:3000" };
@@ -14,7 +15,7 @@ let apiAnswer: () => Response;
 
 beforeEach(() => {
   process.env.KIZUNA_API_URL = API;
-  resetConfig();
+  resetSettings();
   apiCalls = [];
   vi.stubGlobal("fetch", async (url: string, init: RequestInit = {}) => {
     apiCalls.push({ url: String(url), init });
@@ -26,7 +27,7 @@ afterEach(() => {
   vi.unstubAllGlobals();
   delete process.env.KIZUNA_COOKIE_SECURE;
   delete process.env.KIZUNA_COOKIE_DOMAIN;
-  resetConfig();
+  resetSettings();
 });
 
 const answer = (status: number, body?: unknown, cookies: string[] = []) => () => {
@@ -97,85 +98,5 @@ describe("POST /admin/users/{id}", () => {
     expect(await where(POST(post("/admin/users/u-1", "action=promote"), params))).toBe("/admin?error=validation_error");
     expect(await where(POST(post("/admin/users/u-1", "action=roles&roles=r%C3%B4le"), params))).toBe("/admin?error=validation_error");
     expect(apiCalls).toEqual([]);
-  });
-});
-
-describe("POST /auth/password", () => {
-  const form = "current_password=old&new_password=new-password&confirm_password=new-password";
-
-  it.each([
-    [answer(204, undefined, ["access_token=new; Path=/; Secure; HttpOnly; SameSite=Lax"]), "/sessions?notice=password_changed"],
-    [answer(401, { code: "invalid_credentials" }), "/sessions?error=wrong_password#password"],
-    [answer(401, { code: "invalid_token" }), "/auth/refresh?next=%2Fsessions&rejected=1"],
-    [answer(422, { code: "weak_password" }), "/sessions?error=weak_password#password"],
-    [answer(422, { code: "validation_error" }), "/sessions?error=validation_error#password"],
-    [answer(429, { code: "too_many_attempts" }), "/sessions?error=unavailable#password"],
-    [unreachable, "/sessions?error=unavailable#password"],
-  ])("changes the password and says how it went, at the form (%#)", async (api, location) => {
-    apiAnswer = api;
-    const { POST } = await import("@/app/auth/password/route");
-    const res = await POST(post("/auth/password", form));
-    expect(await where(res)).toBe(location);
-    expect(JSON.parse(String(apiCalls[0]!.init.body))).toEqual({ current_password: "old", new_password: "new-password" });
-    if (location.includes("password_changed")) {
-      expect(res.headers.getSetCookie()).toEqual(["access_token=new; Path=/; Secure; HttpOnly; SameSite=Lax"]);
-    }
-  });
-
-  it("catches a missing field or a mistyped confirmation before asking the API", async () => {
-    const { POST } = await import("@/app/auth/password/route");
-    expect(await where(POST(post("/auth/password", "current_password=old")))).toBe("/sessions?error=missing_fields#password");
-    expect(await where(POST(post("/auth/password", "current_password=old&new_password=a&confirm_password=b")))).toBe(
-      "/sessions?error=password_mismatch#password",
-    );
-    expect(apiCalls).toEqual([]);
-  });
-});
-
-describe("POST /auth/logout-all", () => {
-  it.each([
-    [answer(401, { code: "invalid_token" }), "/auth/refresh?next=%2Fsessions&rejected=1"],
-    [answer(503, { code: "store_unavailable" }), "/sessions?error=unavailable"],
-    [unreachable, "/sessions?error=unavailable"],
-  ])("keeps the user signed in when the API did not sign them out (%#)", async (api, location) => {
-    apiAnswer = api;
-    const { POST } = await import("@/app/auth/logout-all/route");
-    const res = await POST(post("/auth/logout-all", "", SAME));
-    expect(await where(res)).toBe(location);
-    expect(res.headers.getSetCookie()).toEqual([]);
-  });
-});
-
-describe("signing out when the API could not (cookie deletions made by the web tier)", () => {
-  it("deletes the cookies as the API set them: Secure, host-only, by default", async () => {
-    apiAnswer = unreachable;
-    const { POST } = await import("@/app/auth/logout/route");
-    const lines = (await POST(post("/auth/logout", "", SAME))).headers.getSetCookie();
-    expect(lines).toHaveLength(2);
-    for (const l of lines) {
-      expect(l).toContain("; Secure");
-      expect(l).not.toContain("Domain=");
-    }
-  });
-
-  it("follows KIZUNA_COOKIE_DOMAIN and KIZUNA_COOKIE_SECURE, the API's own settings", async () => {
-    process.env.KIZUNA_COOKIE_DOMAIN = ".example.com";
-    process.env.KIZUNA_COOKIE_SECURE = "false";
-    resetConfig();
-    apiAnswer = unreachable;
-    const { POST } = await import("@/app/auth/logout/route");
-    const lines = (await POST(post("/auth/logout", "", SAME))).headers.getSetCookie();
-    expect(lines.map((l) => l.slice(0, l.indexOf(";")))).toEqual(["access_token=", "refresh_token="]);
-    for (const l of lines) {
-      expect(l).toContain("; Domain=.example.com");
-      expect(l).not.toContain("Secure");
-    }
-  });
-
-  it("refuses a value the API would refuse", async () => {
-    process.env.KIZUNA_COOKIE_SECURE = "maybe";
-    resetConfig();
-    const { POST } = await import("@/app/auth/logout/route");
-    await expect(POST(post("/auth/logout", "", SAME))).rejects.toThrow(/KIZUNA_COOKIE_SECURE/);
   });
 });

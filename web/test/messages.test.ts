@@ -1,14 +1,20 @@
 import { describe, expect, it } from "vitest";
-import { codeValues } from "@/lib/api-types";
+import { KIZUNA_CODES } from "@kizuna/next";
+import { codeValues } from "@kizuna/next/api-types";
 import { API_MESSAGES, WEB_MESSAGES, messageFor } from "@/lib/messages";
 
 // A user never meets a bare code: every code the API can answer with (its
-// OpenAPI document's enum, in lib/api-types.ts) has words of its own.
+// OpenAPI document's enum, in @kizuna/next/api-types) and every code of
+// @kizuna/next's handlers has words of its own.
 
 describe("messages", () => {
   it("has words for every code the API can answer with, and none for a code it does not have", () => {
     expect(Object.keys(API_MESSAGES).sort()).toEqual([...codeValues].sort());
     for (const code of codeValues) expect(messageFor(code)).toBe(API_MESSAGES[code]);
+  });
+
+  it("has words for every code of @kizuna/next's handlers", () => {
+    for (const code of KIZUNA_CODES) expect(messageFor(code)).toBe(WEB_MESSAGES[code]);
   });
 
   it("keeps the web tier's own codes apart from the API's", () => {

@@ -1,14 +1,12 @@
+import { KeepSessionFresh } from "@kizuna/next/server";
 import Link from "next/link";
 import type { ReactNode } from "react";
-import { getClaims, getUserInfo, isAdmin } from "@/lib/page-data";
-import { SessionKeeper } from "./session-keeper";
+import { getUserInfo, isAdmin } from "@/lib/page-data";
 
 // The signed-in part of the site: header, navigation, sign-out, and the
 // proactive refresh. proxy.ts has already verified the access cookie.
 export default async function AppLayout({ children }: { children: ReactNode }) {
   const user = await getUserInfo();
-  const claims = await getClaims();
-  const now = Date.now() / 1000;
   return (
     <>
       <header className="topbar">
@@ -28,7 +26,7 @@ export default async function AppLayout({ children }: { children: ReactNode }) {
         </div>
       </header>
       <main className="content">{children}</main>
-      {claims && <SessionKeeper expiresIn={Math.max(0, claims.exp - now)} lifetime={claims.exp - claims.iat} />}
+      <KeepSessionFresh />
     </>
   );
 }

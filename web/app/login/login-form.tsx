@@ -1,8 +1,8 @@
 "use client";
 
+import { safeNext } from "@kizuna/next";
 import { useState, type FormEvent } from "react";
 import { messageFor } from "@/lib/messages";
-import { safeNext } from "@/lib/next-path";
 
 // A plain HTML form that works without JavaScript (POST /auth/login answers
 // with a 303). With JavaScript it posts by fetch, so a mistake is shown in
@@ -24,13 +24,14 @@ export function LoginForm({ next, error, notice }: { next: string; error: string
         credentials: "same-origin",
         headers: { accept: "application/json" },
       });
-      const data = (await res.json().catch(() => ({}))) as { next?: string; message?: string };
+      // @kizuna/next/login answers { next } or { code }: the words are ours.
+      const data = (await res.json().catch(() => ({}))) as { next?: string; code?: string };
       if (res.ok) {
         // A full navigation, so the next page is rendered with the new cookies.
-        window.location.assign(safeNext(data.next));
+        window.location.assign(safeNext(data.next, { login: "/login", home: next }));
         return;
       }
-      setMessage(data.message ?? messageFor("error"));
+      setMessage(messageFor(data.code ?? "error"));
     } catch {
       setMessage(messageFor("unavailable"));
     }

@@ -1,8 +1,8 @@
+import { safeNext } from "@kizuna/next";
+import { getSession, settings } from "@kizuna/next/server";
 import type { Metadata } from "next";
 import { redirect } from "next/navigation";
 import { messageFor } from "@/lib/messages";
-import { safeNext } from "@/lib/next-path";
-import { getClaims } from "@/lib/page-data";
 import { LoginForm } from "./login-form";
 
 export const metadata: Metadata = { title: "Sign in" };
@@ -12,9 +12,9 @@ type Search = Promise<Record<string, string | string[] | undefined>>;
 export default async function LoginPage({ searchParams }: { searchParams: Search }) {
   const params = await searchParams;
   const one = (v: string | string[] | undefined) => (typeof v === "string" ? v : undefined);
-  const next = safeNext(one(params.next));
+  const next = safeNext(one(params.next), settings().paths);
   // Already signed in (a valid access token): nothing to do here.
-  if (await getClaims()) redirect(next);
+  if (await getSession()) redirect(next);
   return (
     <main className="centered">
       <section className="card narrow">

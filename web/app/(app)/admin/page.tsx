@@ -1,7 +1,8 @@
+import { requireRole } from "@kizuna/next/server";
 import type { Metadata } from "next";
 import { forbidden } from "next/navigation";
 import { formatTime } from "@/lib/format";
-import { getAdminUsers, getUserInfo, isAdmin } from "@/lib/page-data";
+import { getAdminUsers, getUserInfo } from "@/lib/page-data";
 import { Notice } from "../notice";
 
 export const metadata: Metadata = { title: "Admin" };
@@ -9,9 +10,9 @@ export const metadata: Metadata = { title: "Admin" };
 type Search = Promise<Record<string, string | string[] | undefined>>;
 
 export default async function AdminPage({ searchParams }: { searchParams: Search }) {
-  const user = await getUserInfo();
-  if (!isAdmin(user)) forbidden();
-  const [users, params] = await Promise.all([getAdminUsers(), searchParams]);
+  // The token must say admin (else the 403 page, app/forbidden.tsx)…
+  await requireRole("admin");
+  const [user, users, params] = await Promise.all([getUserInfo(), getAdminUsers(), searchParams]);
   // The API is the authority on roles: it may say no although the token said yes.
   if (users === null) forbidden();
   return (

@@ -1,13 +1,14 @@
+import { getSession } from "@kizuna/next/server";
 import type { Metadata } from "next";
 import { formatTime } from "@/lib/format";
-import { getClaims, getUserInfo } from "@/lib/page-data";
+import { getUserInfo } from "@/lib/page-data";
 
 export const metadata: Metadata = { title: "Dashboard" };
 
 // Server-rendered from GET /api/userinfo (Authorization: Bearer), docs/protocol.md §5.
 export default async function DashboardPage() {
   const user = await getUserInfo();
-  const claims = await getClaims();
+  const session = await getSession();
   return (
     <>
       <h1>Welcome, {user.name || user.email}</h1>
@@ -35,10 +36,10 @@ export default async function DashboardPage() {
           <dd>{formatTime(user.session.created_at)}</dd>
           <dt>Session expires</dt>
           <dd data-testid="session-expires">{formatTime(user.session.expires_at)}</dd>
-          {claims && (
+          {session && (
             <>
               <dt>Access token</dt>
-              <dd>valid until {formatTime(new Date(claims.exp * 1000).toISOString())}, renewed automatically</dd>
+              <dd>valid until {formatTime(new Date(session.expiresAt * 1000).toISOString())}, renewed automatically</dd>
             </>
           )}
         </dl>

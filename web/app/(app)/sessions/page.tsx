@@ -50,6 +50,7 @@ export default async function SessionsPage({ searchParams }: { searchParams: Sea
           </table>
         )}
         <form method="post" action="/auth/logout-all" className="row">
+          <input type="hidden" name="next" value="/sessions" />
           <button type="submit" className="danger">Sign out everywhere</button>
           <span className="muted">Ends every session of your account, this one included.</span>
         </form>
@@ -57,6 +58,8 @@ export default async function SessionsPage({ searchParams }: { searchParams: Sea
       <section className="card" id="password">
         <h2>Change password</h2>
         <form method="post" action="/auth/password" className="stack">
+          {/* Back here afterwards; an error also back to this form. */}
+          <input type="hidden" name="next" value="/sessions#password" />
           <label>
             Current password
             <input type="password" name="current_password" autoComplete="current-password" required />

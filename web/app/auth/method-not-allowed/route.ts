@@ -1,13 +1,3 @@
-import { routeHandler } from "@/lib/route-handlers";
-import { methodNotAllowed } from "@/lib/headers";
-import { ALLOW } from "@/lib/methods";
-
-// Where lib/request-gate.ts sends every request whose method is not GET,
-// HEAD or POST (rewritten to a GET of this path), so that TRACE, OPTIONS,
-// PUT, PROPFIND… get one answer everywhere, static files included: 405 with
-// the security headers, never Next.js's 500.
-
-export const dynamic = "force-dynamic";
-
-export const GET = routeHandler(() => methodNotAllowed(ALLOW));
-export const POST = GET;
+// Where the request gate (instrumentation.ts) sends any method but GET, HEAD
+// and POST: a 405 problem from @kizuna/next.
+export { GET, POST } from "@kizuna/next/method-not-allowed";

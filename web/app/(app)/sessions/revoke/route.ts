@@ -1,5 +1,4 @@
-import { readFields } from "@/lib/form-fields";
-import { accessToken, apiPost, backTo } from "@/lib/route-handlers";
+import { accessToken, apiPost, backTo, readFields } from "@kizuna/next/handlers";
 
 // POST /sessions/revoke: sign one of the user's devices out.
 

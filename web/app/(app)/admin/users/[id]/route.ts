@@ -1,6 +1,5 @@
-import type { AdminUserPatch } from "@/lib/api-types";
-import { readFields } from "@/lib/form-fields";
-import { accessToken, apiPost, backTo } from "@/lib/route-handlers";
+import type { AdminUserPatch } from "@kizuna/next/api-types";
+import { accessToken, apiPost, backTo, readFields } from "@kizuna/next/handlers";
 
 // POST /admin/users/{id}: enable, disable, or set the roles of a user. The
 // API checks the admin role; this handler only turns the form into a PATCH.

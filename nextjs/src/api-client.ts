@@ -1,0 +1,103 @@
+import "server-only";
+import { clientAddress } from "./client-address.js";
+import { pickCookies } from "./cookies.js";
+import { settings } from "./settings.js";
+
+// Server-to-server calls to Kizuna's API (docs/protocol.md §1): the browser never
+// talks to it. Each call carries what the API needs of the browser's request: its
+// session cookies, its User-Agent and its address in X-Forwarded-For (the
+// only forwarding header sent; a browser's own X-Forwarded-For, Forwarded or
+// X-Real-IP never reaches the API, which believes what the web tier says).
+
+export interface Problem {
+  status: number;
+  code: string;
+  title?: string;
+  detail?: string;
+}
+
+/** The API could not be reached or answered with something that is not HTTP (also your own API, server.ts). */
+export class ApiUnavailableError extends Error {
+  constructor(cause?: unknown) {
+    super("The API is unavailable", { cause });
+    this.name = "ApiUnavailableError";
+  }
+}
+
+export interface ClientInfo {
+  cookie: string;
+  userAgent: string | null;
+  forwardedFor: string | null;
+}
+
+/**
+ * What to forward of the browser's request. The address is the socket's
+ * peer, or what our trusted load balancers say (client-address.ts); when
+ * unknown, none is sent and the API counts the web tier's own address.
+ */
+export function clientInfo(h: Headers): ClientInfo {
+  const c = settings();
+  return {
+    cookie: pickCookies(h.get("cookie"), [c.accessCookie, c.refreshCookie, c.deviceCookie]),
+    userAgent: h.get("user-agent"),
+    forwardedFor: clientAddress(h, c.trustedProxies),
+  };
+}
+
+export interface ApiCall {
+  method?: "GET" | "POST" | "PATCH" | "DELETE";
+  body?: unknown;
+  /** Access token to send as Authorization: Bearer. */
+  bearer?: string;
+  client: ClientInfo;
+  /** Send the browser's session cookies (refresh, logout need them). */
+  cookies?: boolean;
+}
+
+export async function callApi(path: string, call: ApiCall): Promise<Response> {
+  const headers = new Headers({ accept: "application/json" });
+  if (call.body !== undefined) headers.set("content-type", "application/json");
+  if (call.bearer) headers.set("authorization", `Bearer ${call.bearer}`);
+  if (call.cookies !== false && call.client.cookie) headers.set("cookie", call.client.cookie);
+  if (call.client.userAgent) headers.set("user-agent", call.client.userAgent);
+  if (call.client.forwardedFor) headers.set("x-forwarded-for", call.client.forwardedFor);
+  try {
+    return await fetch(settings().apiUrl + path, {
+      method: call.method ?? "GET",
+      headers,
+      body: call.body === undefined ? undefined : JSON.stringify(call.body),
+      cache: "no-store",
+      redirect: "manual",
+      signal: AbortSignal.timeout(10_000),
+    });
+  } catch (err) {
+    throw new ApiUnavailableError(err);
+  }
+}
+
+/** The problem+json body of an error response, tolerant of any other body. */
+export async function readProblem(res: Response): Promise<Problem> {
+  let body: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = await res.json();
+    if (parsed && typeof parsed === "object") body = parsed as Record<string, unknown>;
+  } catch {
+    // Not JSON: keep the status alone.
+  }
+  const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+  return {
+    status: res.status,
+    code: str(body.code) ?? (res.status >= 500 ? "unavailable" : "error"),
+    title: str(body.title),
+    detail: str(body.detail),
+  };
+}
+
+/** Reads a JSON body, or undefined when there is none or it is not JSON. */
+export async function readJson<T>(res: Response): Promise<T | undefined> {
+  try {
+    return (await res.json()) as T;
+  } catch {
+    return undefined;
+  }
+}

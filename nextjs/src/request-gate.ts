@@ -1,0 +1,51 @@
+import "server-only";
+import diagnostics from "node:diagnostics_channel";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { ALLOWED_METHODS, METHOD_NOT_ALLOWED_PATH } from "./methods.js";
+import { PEER_HEADER, peerStamp } from "./socket-peer.js";
+
+// What the web tier does to each request before Next.js sees it. Under
+// `next start`, Next.js 16 gives a route handler or the proxy no way to learn
+// the socket's address: NextRequest has no `ip`, and
+// next/dist/server/base-server.js only fills X-Forwarded-For (and -Host,
+// -Proto, -Port) in with `??=`, from the socket when the client sent none,
+// keeping a client-sent one as it is. And it builds a fetch Request from
+// every request, which throws for TRACE (a 500 without our headers); other
+// methods end in its own 405, 400 or, for static files, a 500. Node's
+// documented diagnostics channel "http.server.request.start" is published for
+// every request before the server's "request" event, with the request and
+// its socket: the one hook that sees each request first, without patching
+// Node.js or Next.js and without a custom server. It is subscribed from the
+// app's instrumentation.ts (instrumentation.ts here), which `next start` runs
+// after it starts listening: a request of that first moment is not stamped
+// (socket-peer.ts tells, and its address counts as unknown) and an odd method
+// then meets the proxy's own 405 on pages. TRACK and CONNECT never get this far: Node's HTTP parser
+// refuses the first (400) and closes the connection for the second.
+
+type Incoming = { method?: string; url?: string; headers: IncomingHttpHeaders };
+
+/** Records the socket's peer and turns any other method into a GET of the 405 handler. */
+export function gate(request: Incoming, remoteAddress: string | undefined): void {
+  // Always overwritten, so a client cannot choose the value.
+  if (remoteAddress) request.headers[PEER_HEADER] = peerStamp(remoteAddress);
+  else delete request.headers[PEER_HEADER];
+  if (!ALLOWED_METHODS.has(request.method ?? "")) {
+    request.method = "GET";
+    request.url = METHOD_NOT_ALLOWED_PATH;
+  }
+}
+
+const INSTALLED = Symbol.for("kizuna.next.request-gate");
+type Holder = { [INSTALLED]?: boolean };
+
+/** Subscribes the gate to every HTTP request of this process (once, however often called). */
+export function installRequestGate(): void {
+  const g = globalThis as Holder;
+  if (g[INSTALLED]) return;
+  g[INSTALLED] = true;
+  diagnostics.subscribe("http.server.request.start", (message) => {
+    const { request, socket } = message as { request: IncomingMessage; socket: Socket };
+    gate(request, socket.remoteAddress);
+  });
+}

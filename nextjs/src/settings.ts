@@ -1,0 +1,123 @@
+import "server-only";
+import { parseNetworks, type IpNetwork } from "./ip-networks.js";
+import { isPagePath, safeNext, type AppPaths } from "./paths.js";
+
+// Runtime settings, from the environment of the `next start` process (not
+// inlined at build time), so one build serves any deployment. Every default is
+// Kizuna's development topology (docs/protocol.md §1). One source for every
+// part of the package: the proxy, the route handlers and the server helpers
+// run in separate bundles and agree because they all read these variables.
+export interface KizunaSettings {
+  apiUrl: string;
+  issuer: string;
+  audience: string;
+  algorithms: string[];
+  accessCookie: string;
+  refreshCookie: string;
+  deviceCookie: string;
+  refreshCookiePath: string;
+  /** As the API's KIZUNA_COOKIE_SECURE and KIZUNA_COOKIE_DOMAIN: the web tier deletes cookies the API set. */
+  cookieSecure: boolean;
+  cookieDomain: string | null;
+  publicOrigins: string[];
+  /** Load balancers whose X-Forwarded-* headers are believed (default: nobody). */
+  trustedProxies: IpNetwork[];
+  /** Strict-Transport-Security value, or null when the public origin is not https. */
+  hsts: string | null;
+  /** The app's sign-in page and its default landing page. */
+  paths: AppPaths;
+}
+
+const HSTS = /^max-age=\d{1,9}(\s*;\s*includeSubDomains)?(\s*;\s*preload)?$/i;
+
+function list(value: string | undefined, fallback: string[]): string[] {
+  if (!value) return fallback;
+  const items = value.split(",").map((s) => s.trim()).filter(Boolean);
+  return items.length ? items : fallback;
+}
+
+// The API's settings parse these (pydantic): the same words mean the same here.
+const TRUE = new Set(["1", "on", "t", "true", "y", "yes"]);
+const FALSE = new Set(["0", "off", "f", "false", "n", "no"]);
+const DOMAIN = /^\.?[A-Za-z0-9.-]+$/;
+
+function flag(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value.trim() === "") return fallback;
+  const v = value.trim().toLowerCase();
+  if (TRUE.has(v)) return true;
+  if (FALSE.has(v)) return false;
+  throw new Error(`${name}: ${value} is not a boolean (true or false)`);
+}
+
+function page(name: string, value: string | undefined, fallback: string): string {
+  const path = value?.trim() || fallback;
+  if (!isPagePath(path)) throw new Error(`${name}: ${path} is not a path of this site (one leading "/", outside /auth, no query)`);
+  return path;
+}
+
+function appPaths(env: NodeJS.ProcessEnv): AppPaths {
+  const login = page("KIZUNA_LOGIN_PATH", env.KIZUNA_LOGIN_PATH, "/login");
+  const home = page("KIZUNA_HOME_PATH", env.KIZUNA_HOME_PATH, "/");
+  // Landing on the login page after signing in would be a loop.
+  if (safeNext(home, { login, home: "" }) !== home) {
+    throw new Error(`KIZUNA_HOME_PATH: ${home} is the login page (KIZUNA_LOGIN_PATH) or under it`);
+  }
+  return { login, home };
+}
+
+let cached: KizunaSettings | undefined;
+
+export function settings(): KizunaSettings {
+  if (cached) return cached;
+  const env = process.env;
+  const algorithms = list(env.KIZUNA_ACCESS_TOKEN_ALGORITHMS, ["ES256"]);
+  for (const alg of algorithms) {
+    // The allow-list may only name asymmetric algorithms (docs/protocol.md §3).
+    if (!/^(ES256|ES384|ES512|RS256|RS384|RS512|PS256|PS384|PS512|EdDSA|Ed25519)$/.test(alg)) {
+      throw new Error(`KIZUNA_ACCESS_TOKEN_ALGORITHMS: ${alg} is not an allowed algorithm`);
+    }
+  }
+  const publicOrigins = list(env.KIZUNA_PUBLIC_ORIGIN, []).map((o) => o.replace(/\/+$/, ""));
+  let trustedProxies: IpNetwork[];
+  try {
+    trustedProxies = parseNetworks(env.KIZUNA_TRUSTED_PROXIES);
+  } catch (err) {
+    throw new Error(`KIZUNA_TRUSTED_PROXIES: ${(err as Error).message}`);
+  }
+  // HSTS only means something on https (browsers ignore it on http); one
+  // value, so a deployment can add includeSubDomains or preload knowingly.
+  const hsts = (env.KIZUNA_HSTS ?? "max-age=31536000").trim();
+  if (hsts !== "off" && !HSTS.test(hsts)) {
+    throw new Error(`KIZUNA_HSTS: ${hsts} is not "max-age=N[; includeSubDomains][; preload]" or "off"`);
+  }
+  const cookieDomain = env.KIZUNA_COOKIE_DOMAIN?.trim() || null;
+  if (cookieDomain !== null && !DOMAIN.test(cookieDomain)) {
+    throw new Error(`KIZUNA_COOKIE_DOMAIN: ${cookieDomain} is not a domain name`);
+  }
+  cached = {
+    apiUrl: (env.KIZUNA_API_URL || "http://127.0.0.1:8000").replace(/\/+$/, ""),
+    issuer: env.KIZUNA_ISSUER || "kizuna",
+    audience: env.KIZUNA_AUDIENCE || "kizuna-web",
+    algorithms,
+    accessCookie: env.KIZUNA_ACCESS_COOKIE || "access_token",
+    refreshCookie: env.KIZUNA_REFRESH_COOKIE || "refresh_token",
+    deviceCookie: env.KIZUNA_DEVICE_COOKIE || "device_id",
+    refreshCookiePath: "/auth/refresh",
+    // Defaults as the API's: Secure on, no Domain (a host-only cookie).
+    cookieSecure: flag("KIZUNA_COOKIE_SECURE", env.KIZUNA_COOKIE_SECURE, true),
+    cookieDomain,
+    // Optional: the public origin(s) behind the load balancer, e.g.
+    // https://example.com. Unset, the origin is taken from the Host header.
+    publicOrigins,
+    // Comma-separated IPs/CIDRs of the load balancers in front of us.
+    trustedProxies,
+    hsts: hsts !== "off" && publicOrigins.some((o) => o.startsWith("https://")) ? hsts : null,
+    paths: appPaths(env),
+  };
+  return cached;
+}
+
+/** Forget the settings read so far, so changed variables apply (tests). */
+export function resetSettings(): void {
+  cached = undefined;
+}
