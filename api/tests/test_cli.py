@@ -4,8 +4,10 @@ subprocess, configured only by ``KIZUNA_DATA_DIR``."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -198,6 +200,61 @@ def test_keys_rotate_and_list(tmp_path: Path) -> None:
     assert f"now signing with {listed[2]['kid']} (RS256)" in rsa.stdout
     for path in (data_dir / "keys").iterdir():
         assert path.stat().st_mode & 0o077 == 0, f"{path.name} readable by others"
+
+
+def services(data_dir: Path) -> list[dict[str, Any]]:
+    listed = cli(data_dir, "services", "list")
+    assert listed.returncode == 0, listed.stderr
+    return [json.loads(line) for line in listed.stdout.splitlines()]
+
+
+async def test_services_create_list_and_revoke(harness: Harness, settings: Settings) -> None:
+    data_dir = settings.data_dir
+    made = cli(data_dir, "services", "create", "billing-api")
+    assert made.returncode == 0, made.stderr
+    # The secret alone on stdout, once; the words on stderr.
+    (secret,) = made.stdout.splitlines()
+    assert re.fullmatch(r"kzs_[A-Za-z0-9_-]{43}", secret), secret
+    assert "will not be shown again" in made.stderr
+    assert secret not in made.stderr
+
+    again = cli(data_dir, "services", "create", "billing-api")
+    assert again.returncode == 1, again.stdout
+    assert "exists already" in again.stderr and "Traceback" not in again.stderr
+    assert again.stdout == ""
+    for bad in ("", ".dot-first", "has space", "ümlaut", "x" * 65):
+        refused = cli(data_dir, "services", "create", bad)
+        assert refused.returncode == 1, (bad, refused.stdout)
+        assert "a name is" in refused.stderr and "Traceback" not in refused.stderr
+    assert cli(data_dir, "services", "create", "search").returncode == 0
+
+    listed = services(data_dir)
+    assert [row["name"] for row in listed] == ["billing-api", "search"]
+    for row in listed:
+        assert set(row) == {"name", "created_at", "revoked_at"}
+        assert row["created_at"].endswith("Z") and row["revoked_at"] is None
+    # Never the secret, nor its hash.
+    listing = cli(data_dir, "services", "list").stdout
+    assert secret not in listing and hashlib.sha256(secret.encode()).hexdigest() not in listing
+
+    async with harness.client() as client:
+        headers = {"Authorization": f"Bearer {secret}"}
+        assert (await client.get("/api/revocations", headers=headers)).status_code == 200
+        revoked = cli(data_dir, "services", "revoke", "billing-api")
+        assert revoked.returncode == 0, revoked.stderr
+        assert "revoked service credential billing-api" in revoked.stdout
+        # Checked on every request: refused from the next one on.
+        refused = await client.get("/api/revocations", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "service_credential_invalid"
+
+    twice = cli(data_dir, "services", "revoke", "billing-api")
+    assert twice.returncode == 0 and "revoked already" in twice.stdout
+    unknown = cli(data_dir, "services", "revoke", "no-such-service")
+    assert unknown.returncode == 1 and "no service credential" in unknown.stderr
+    rows = {row["name"]: row for row in services(data_dir)}
+    assert rows["billing-api"]["revoked_at"].endswith("Z")
+    assert rows["search"]["revoked_at"] is None
 
 
 def test_a_bad_setting_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:

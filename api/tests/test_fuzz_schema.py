@@ -167,6 +167,7 @@ ANSWERS = {
     ("DELETE", "/api/sessions/{session_id}"): {401, 404, 503},
     ("GET", "/api/admin/users"): {401, 403, 503},
     ("PATCH", "/api/admin/users/{user_id}"): {400, 401, 403, 404, 413, 422, 503},
+    ("GET", "/api/revocations"): {401, 422, 503},
     ("GET", "/readyz"): {503},
 }
 

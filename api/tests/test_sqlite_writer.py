@@ -26,12 +26,13 @@ from sqlalchemy.sql.base import Executable
 
 import kizuna
 import kizuna.store
-from kizuna import sqlite_direct
+from kizuna import revocation_feed, sqlite_direct
 from kizuna.db import ConnectionTx, Database, Tx, configure_sqlite, sync_sqlite_url
 from kizuna.models import Base
 from kizuna.problems import is_store_failure
-from kizuna.store import changes, health, locks, throttle_hits
+from kizuna.store import changes, health, locks, revocations, throttle_hits
 from kizuna.store import refresh_tokens as token_store
+from kizuna.store import service_credentials as credential_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
 from tests import tables as tests_tables
@@ -241,6 +242,18 @@ async def populated(harness: Harness) -> dict[str, Any]:
         assert (await other.post("/auth/logout")).status_code == 204
     async with harness.client() as client:
         assert (await client.get("/readyz")).status_code == 200
+    # Service credentials, one live and one revoked, and the revocation feed read with the
+    # live one; a feed entry for a user who is no longer there.
+    secret, _ = await revocation_feed.create_credential(harness.services, name="billing")
+    await revocation_feed.create_credential(harness.services, name="retired")
+    assert await db.write(lambda tx: credential_store.revoke(tx, name="retired", now=NOW))
+    await db.write(lambda tx: changes.add(tx, kind="user", keys=["gone-user"], now=NOW))
+    async with harness.client() as client:
+        for query in ("", "?after=0"):
+            feed = await client.get(
+                "/api/revocations" + query, headers={"Authorization": f"Bearer {secret}"}
+            )
+            assert feed.status_code == 200, feed.text
     await db.write(
         lambda tx: session_store.record_event(
             tx, kind="probe", now=NOW, user_id=user_id, session_id=live, detail={"k": "v"}
@@ -267,6 +280,7 @@ async def populated(harness: Harness) -> dict[str, Any]:
         "rotated": rotated,
         "hit_id": hit[0],
         "bucket": hit[1],
+        "secret_hash": revocation_feed.hash_secret(secret),
     }
 
 
@@ -299,6 +313,27 @@ def cases(ids: dict[str, Any]) -> list[Case]:
         Case(changes._LATEST, {}),
         Case(changes._AFTER, {"b_after": 0, "b_limit": 1000}),
         Case(changes._AFTER, {"b_after": 1, "b_limit": 1}),
+        # the revocation feed: session and user entries, a user who is gone
+        Case(revocations._AFTER, {"b_after": 0, "b_limit": 1000}),
+        Case(revocations._AFTER, {"b_after": 2, "b_limit": 1}),
+        Case(revocations._SINCE, {"b_since": LONG_AGO, "b_limit": 1000}),
+        Case(revocations._SINCE, {"b_since": NOW, "b_limit": 1000}),
+        # service credentials
+        Case(
+            credential_store._INSERT,
+            {"b_id": "new-credential", "b_name": "new", "b_secret_hash": "ab" * 32, "b_now": NOW},
+        ),
+        Case(  # name taken
+            credential_store._INSERT,
+            {"b_id": "other", "b_name": "billing", "b_secret_hash": "cd" * 32, "b_now": NOW},
+        ),
+        Case(credential_store._ALL, {}),
+        Case(credential_store._BY_NAME, {"b_name": "retired"}),
+        Case(credential_store._BY_NAME, {"b_name": "no-such-name"}),
+        Case(credential_store._LIVE_BY_HASH, {"b_secret_hash": ids["secret_hash"]}),
+        Case(credential_store._LIVE_BY_HASH, {"b_secret_hash": "00" * 32}),
+        Case(credential_store._REVOKE, {"b_name": "billing", "b_now": NOW}),
+        Case(credential_store._REVOKE, {"b_name": "retired", "b_now": NOW}),
         # locks
         Case(locks.SERIALIZE, {"b_lock": "kizuna.changes"}),
         # health

@@ -22,10 +22,15 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 sessions_app = typer.Typer(help="Sessions (logins on devices).", no_args_is_help=True)
 keys_app = typer.Typer(help="The signing key ring.", no_args_is_help=True)
+services_app = typer.Typer(
+    help="Service credentials: resource servers reading the revocation feed.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(keys_app, name="keys")
+app.add_typer(services_app, name="services")
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -213,6 +218,87 @@ def keys_list() -> None:
 
     for entry in open_keyring(load_settings()).describe():
         typer.echo(json.dumps(entry))
+
+
+@services_app.command("create")
+def services_create(
+    name: Annotated[str, typer.Argument(help="What the credential is for, e.g. billing-api.")],
+) -> None:
+    """Create a credential for GET /api/revocations and print it, this once."""
+    from kizuna import revocation_feed, services
+    from kizuna.store.service_credentials import NameTaken
+
+    async def create() -> str:
+        built = services.build(load_settings())
+        try:
+            secret, _ = await revocation_feed.create_credential(built, name=name)
+            return secret
+        finally:
+            await built.close()
+
+    try:
+        secret = _run(create())
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    except NameTaken:
+        raise _fail(
+            f"a service credential named {name!r} exists already (names are not reused)"
+        ) from None
+    # The secret alone on stdout (SECRET=$(kizuna services create NAME)), the words on stderr.
+    typer.echo(f"created service credential {name}", err=True)
+    typer.echo(secret)
+    typer.echo("Store it now: it will not be shown again (only its hash is kept).", err=True)
+
+
+@services_app.command("list")
+def services_list() -> None:
+    """List service credentials as JSON lines (never their secrets)."""
+    from kizuna import services
+    from kizuna.clock import iso
+    from kizuna.store import service_credentials as credential_store
+
+    async def fetch() -> list[dict[str, Any]]:
+        built = services.build(load_settings())
+        try:
+            records = await built.db.read(credential_store.list_all)
+        finally:
+            await built.close()
+        return [
+            {
+                "name": r.name,
+                "created_at": iso(r.created_at),
+                "revoked_at": None if r.revoked_at is None else iso(r.revoked_at),
+            }
+            for r in records
+        ]
+
+    for row in _run(fetch()):
+        typer.echo(json.dumps(row))
+
+
+@services_app.command("revoke")
+def services_revoke(
+    name: Annotated[str, typer.Argument(help="The credential's name.")],
+) -> None:
+    """Revoke a service credential: the feed refuses it from the next request on."""
+    from kizuna import services
+    from kizuna.clock import utcnow
+    from kizuna.store import NotFound
+    from kizuna.store import service_credentials as credential_store
+
+    async def revoke() -> bool:
+        built = services.build(load_settings())
+        now = utcnow()
+        try:
+            return await built.db.write(lambda tx: credential_store.revoke(tx, name=name, now=now))
+        finally:
+            await built.close()
+
+    try:
+        revoked = _run(revoke())
+    except NotFound:
+        raise _fail(f"no service credential named {name!r}") from None
+    typer.echo(f"revoked service credential {name}" if revoked else f"{name} was revoked already")
 
 
 @app.command()

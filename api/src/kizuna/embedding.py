@@ -5,7 +5,8 @@
 
     kizuna = Kizuna()                    # settings from KIZUNA_* variables, or Kizuna(settings)
     app = FastAPI(lifespan=my_lifespan)  # the host app, as it was
-    kizuna.install(app)                  # /auth/*, /api/userinfo, /api/sessions, admin, JWKS
+    kizuna.install(app)                  # /auth/*, /api/userinfo, /api/sessions, admin,
+                                         # /api/revocations, JWKS
 
     @app.get("/api/notes")
     async def notes(user: CurrentUser) -> list[Note]: ...     # from kizuna.embedding
@@ -32,10 +33,10 @@ from kizuna.deps import Principal, presented_access_token, principal_from_token
 from kizuna.errors import CATALOGUE
 from kizuna.hot.endpoint import Endpoint, HotEndpoints
 from kizuna.problems import Problem, is_store_failure
-from kizuna.routes import account, admin, auth, wellknown
+from kizuna.routes import account, admin, auth, revocations, wellknown
 from kizuna.settings import Settings, load_settings
 
-ROUTERS = (auth.router, account.router, admin.router, wellknown.router)
+ROUTERS = (auth.router, account.router, admin.router, revocations.router, wellknown.router)
 
 
 def _refusal(problem: Problem) -> HTTPException:

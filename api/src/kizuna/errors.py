@@ -14,6 +14,7 @@ class Code(enum.StrEnum):
     unauthenticated = enum.auto()
     invalid_token = enum.auto()
     invalid_credentials = enum.auto()
+    service_credential_invalid = enum.auto()
     refresh_token_missing = enum.auto()
     refresh_token_invalid = enum.auto()
     refresh_token_expired = enum.auto()
@@ -55,6 +56,12 @@ CATALOGUE: dict[Code, Entry] = {
         (("WWW-Authenticate", BEARER_INVALID),),
     ),
     Code.invalid_credentials: Entry(401, "The email or password is wrong."),
+    # The revocation feed's caller: a resource server, not a user.
+    Code.service_credential_invalid: Entry(
+        401,
+        "The service credential is missing, unknown or revoked.",
+        (("WWW-Authenticate", BEARER_INVALID),),
+    ),
     Code.refresh_token_missing: Entry(401, "No refresh token was sent."),
     Code.refresh_token_invalid: Entry(401, "The refresh token is not valid."),
     Code.refresh_token_expired: Entry(401, "The refresh token has expired; sign in again."),

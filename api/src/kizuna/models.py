@@ -133,7 +133,11 @@ class Change(Base):
     key: Mapped[str] = mapped_column(String(36))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        # The revocation feed's starting point: the entries of the last token lifetime.
+        Index("ix_changes_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class ThrottleHit(Base):
@@ -146,3 +150,17 @@ class ThrottleHit(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_throttle_hits_bucket_at", "bucket", "at"),)
+
+
+class ServiceCredential(Base):
+    """A resource server's credential for the revocation feed (``GET /api/revocations``).
+    Only the SHA-256 of the secret is kept: the secret is 256 random bits, so a plain hash
+    cannot be brute-forced and can be looked up directly."""
+
+    __tablename__ = "service_credentials"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

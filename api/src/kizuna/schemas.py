@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from kizuna.errors import Code
@@ -90,6 +92,36 @@ class AdminUserPatch(_Body):
         if self.roles is None:
             return None
         return sorted(set(self.roles))
+
+
+class SessionRevoked(BaseModel):
+    """A session has ended: refuse every token whose ``sid`` is ``session_id``."""
+
+    seq: int
+    kind: Literal["session"]
+    session_id: str
+
+
+class UserChanged(BaseModel):
+    """A user changed; this is the user now. Refuse their tokens while ``disabled``, and grant
+    only the token's roles that are also in ``roles``."""
+
+    seq: int
+    kind: Literal["user"]
+    user_id: str
+    disabled: bool
+    roles: list[str]
+
+
+class RevocationFeedOut(BaseModel):
+    """A page of the revocation feed: ask ``after=seq`` next (at once while ``more``). An
+    entry matters for ``retain_seconds`` after it is read; then every token it concerns has
+    expired."""
+
+    seq: int
+    more: bool
+    retain_seconds: int
+    entries: list[Annotated[SessionRevoked | UserChanged, Field(discriminator="kind")]]
 
 
 class FieldError(BaseModel):
