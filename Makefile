@@ -3,11 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e bench bench-api bench-web
+.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e test-verifier test-packages bench bench-api bench-integrate bench-web
 
 help:
 	@echo "make run    install what is needed and start API + web (http://localhost:3000)"
-	@echo "make test   run every test (API, web unit, browser end-to-end)"
+	@echo "make test   run every test (API, verifier, web unit, browser end-to-end, packages + example)"
 	@echo "make bench  run the benchmarks"
 
 setup-python:
@@ -34,7 +34,14 @@ test-web: setup-python setup-web
 test-e2e: setup-python setup-web
 	@./scripts/test-e2e.sh
 
-test: test-api test-web test-e2e
+test-verifier: setup-python
+	@./scripts/test-verifier.sh
+
+# Builds the wheels, sdists and npm tarball into dist/ and runs the notes example on them.
+test-packages: setup-python setup-web
+	@./scripts/test-packages.sh
+
+test: test-api test-verifier test-web test-e2e test-packages
 
 bench-api: setup-python
 	$(VENV)/python bench/api/run.py
@@ -42,4 +49,7 @@ bench-api: setup-python
 bench-web: setup-python setup-web
 	./bench/web/run.sh
 
-bench: bench-api bench-web
+bench-integrate: setup-python
+	$(VENV)/python bench/api/integrate.py
+
+bench: bench-api bench-integrate bench-web

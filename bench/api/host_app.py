@@ -1,19 +1,43 @@
 """The embedded-mode bench's host app: a FastAPI app of "a team's own", with Kizuna installed
-by ``Kizuna().install(app)`` as ``docs/integrate.md`` shows, a middleware and an exception
-handler of its own, and one business route served twice: ``/api/notes`` behind
-``CurrentUser`` and ``/api/notes/open`` without auth (the ratio's baseline). Both answer the
-same JSON. Served by ``integrate.py`` with the uvicorn settings of ``kizuna serve``."""
+by ``Kizuna().install(app)`` as ``docs/integrate.md`` shows, a middleware (pure ASGI) and an
+exception handler of its own, and two baselines of its own that go through the same stack:
+
+- ``/api/notes`` behind ``CurrentUser`` and ``/api/notes/open`` without auth (same JSON);
+- ``/bare/userinfo``: the body of ``bare_app.py`` (the shape of ``/api/userinfo``), no auth.
+
+Served by ``integrate.py`` with the uvicorn settings of ``kizuna serve``."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from bare_app import _BODY
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kizuna.embedding import CurrentUser, Kizuna
 
+
+class HostHeader:
+    """The host's own middleware: a header on every answer, Kizuna's included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-host-app", b"1")]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+app.add_middleware(HostHeader)
 Kizuna().install(app)
 
 _NOTES: list[dict[str, object]] = [
@@ -30,11 +54,9 @@ async def host_error(_request: Request, _exc: HostError) -> JSONResponse:
     return JSONResponse({"error": "host"}, status_code=418)
 
 
-@app.middleware("http")
-async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    response = await call_next(request)
-    response.headers["x-host-app"] = "1"
-    return response
+@app.get("/bare/userinfo")
+async def bare_userinfo() -> dict[str, object]:
+    return _BODY
 
 
 @app.get("/api/notes/open")

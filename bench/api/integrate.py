@@ -9,7 +9,7 @@ worker each):
 
 - ``host_app.py``: a host FastAPI app with Kizuna embedded (``Kizuna().install(app)``), its
   own middleware and exception handler, a business route with ``CurrentUser`` and the same
-  route without auth;
+  route without auth, and a bare route with ``/api/userinfo``'s answer;
 - ``bare_app.py``: the bare ``GET /api/userinfo`` of ``run.py``;
 - ``resource_app.py`` twice: a resource server verifying the host's tokens with the
   ``kizuna-verifier`` package (JWKS from the host app), with its verification cache and with
@@ -156,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
                     ("host: /api/notes/open, no auth (baseline)", host, "/api/notes/open"),
                     ("host: /api/notes with CurrentUser", host, "/api/notes"), 0.8)
             compare(rows, clients, sessions, args,
-                    ("bare GET (baseline)", bare, "/api/userinfo"),
+                    ("host: /bare/userinfo, no auth (baseline)", host, "/bare/userinfo"),
                     ("host: embedded GET /api/userinfo", host, "/api/userinfo"), 0.85)
+            # For the record: what the host's own stack (FastAPI routing, its middleware)
+            # costs against bare_app.py's single route. No target: not Kizuna's cost.
+            b = cell(bare, "/api/userinfo", clients, sessions, args)
+            rows.append(Row("bare_app.py GET (for reference)", 1, str(clients), b))
+            progress(rows[-1:])
             for name, floor, label in (("verifier", 0.85, "cached"),
                                        ("verifier-uncached", 0.5, "uncached")):
                 server = servers[name]
