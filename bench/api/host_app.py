@@ -10,7 +10,7 @@ Served by ``integrate.py`` with the uvicorn settings of ``kizuna serve``."""
 from __future__ import annotations
 
 from bare_app import _BODY
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,3 +67,13 @@ async def notes_open() -> dict[str, object]:
 @app.get("/api/notes")
 async def notes(user: CurrentUser) -> dict[str, object]:
     return {"owner": user.user_id, "notes": _NOTES}
+
+
+async def nobody() -> str:
+    return "5b0e7c2e-2f5c-4c1e-9f4e-0a8d6c3b9e21"
+
+
+@app.get("/api/notes/noop")
+async def notes_noop(owner: str = Depends(nobody)) -> dict[str, object]:
+    """The same route behind a dependency that does nothing: FastAPI's own cost of one."""
+    return {"owner": owner, "notes": _NOTES}

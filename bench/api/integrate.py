@@ -54,9 +54,9 @@ from run import (
 )
 
 
-def start_servers(workdir: Path) -> dict[str, Server]:
+def start_servers(workdir: Path, signing_alg: str) -> dict[str, Server]:
     data = workdir / "kizuna"
-    env = {"KIZUNA_DATA_DIR": str(data)}
+    env = {"KIZUNA_DATA_DIR": str(data), "KIZUNA_SIGNING_ALG": signing_alg}
     subprocess.run([KIZUNA, "db", "upgrade"], env=clean_env(env), check=True, cwd=workdir,
                    stdout=subprocess.DEVNULL)
     subprocess.run(
@@ -127,6 +127,15 @@ def compare(rows: list[Row], clients: int, sessions: list[dict[str, str]],
     progress(rows[-2:])
 
 
+def reference(rows: list[Row], clients: int, sessions: list[dict[str, str]],
+              args: argparse.Namespace, name: str, server: Server, path: str) -> None:
+    """A row for the record, against the baseline row two above it (no target)."""
+    r = cell(server, path, clients, sessions, args)
+    base = rows[-2].result["rps"]
+    rows.append(Row(name, 1, str(clients), r, r["rps"] / base if base else None))
+    progress(rows[-1:])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
@@ -136,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=180.0,
                         help="seconds after which nobody waits for quiet or redoes a cell")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--signing-alg", default="ES256", choices=["ES256", "RS256", "EdDSA"],
+                        help="Kizuna's KIZUNA_SIGNING_ALG (what an uncached check costs)")
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.duration, args.warmup = "16", 1.5, 0.5
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="kizuna-bench-integrate-"))
-    servers = start_servers(workdir)
+    servers = start_servers(workdir, args.signing_alg)
     Noise.groups = {server.proc.pid for server in servers.values()}
     rows: list[Row] = []
     try:
@@ -155,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             compare(rows, clients, sessions, args,
                     ("host: /api/notes/open, no auth (baseline)", host, "/api/notes/open"),
                     ("host: /api/notes with CurrentUser", host, "/api/notes"), 0.8)
+            reference(rows, clients, sessions, args,
+                      "host: the same behind a do-nothing dependency (FastAPI's floor)", host,
+                      "/api/notes/noop")
             compare(rows, clients, sessions, args,
                     ("host: /bare/userinfo, no auth (baseline)", host, "/bare/userinfo"),
                     ("host: embedded GET /api/userinfo", host, "/api/userinfo"), 0.85)
@@ -171,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
                          "/api/open"),
                         (f"resource server ({label}): /api/notes with CurrentUser", server,
                          "/api/notes"), floor)
+                if label == "cached":
+                    reference(rows, clients, sessions, args,
+                              "resource server: the same behind a do-nothing dependency "
+                              "(FastAPI's floor)", server, "/api/noop")
     finally:
         for server in servers.values():
             server.stop()
@@ -178,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(
         f"\nKizuna integration bench — {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, "
-        f"Python {sys.version.split()[0]}, {args.duration:g} s per cell"
+        f"Python {sys.version.split()[0]}, tokens {args.signing_alg}, {args.duration:g} s per cell"
         f"{' (QUICK: smoke run, verdicts not meaningful)' if args.quick else ''}, "
         f"{elapsed:.0f} s in all\n"
     )

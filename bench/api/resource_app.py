@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from kizuna_verifier import RevocationFeed, Verifier
 from kizuna_verifier.fastapi import CurrentUser, install
 
@@ -45,3 +45,13 @@ async def notes_open() -> dict[str, object]:
 @app.get("/api/notes")
 async def notes(user: CurrentUser) -> dict[str, object]:
     return {"owner": user.user_id, "notes": _NOTES}
+
+
+async def nobody() -> str:
+    return "5b0e7c2e-2f5c-4c1e-9f4e-0a8d6c3b9e21"
+
+
+@app.get("/api/noop")
+async def notes_noop(owner: str = Depends(nobody)) -> dict[str, object]:
+    """The same route behind a dependency that does nothing: FastAPI's own cost of one."""
+    return {"owner": owner, "notes": _NOTES}

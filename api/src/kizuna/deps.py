@@ -53,12 +53,18 @@ def access_token_from(
 
 
 def presented_access_token(request: Request, services: Services) -> str | None:
-    """``Authorization: Bearer`` first, else the access cookie."""
-    return access_token_from(
-        request.headers.get("authorization"),
-        request.headers.get("cookie"),
-        services.settings.access_cookie,
-    )
+    """``Authorization: Bearer`` first, else the access cookie. Read from the ASGI scope in one
+    pass (the first of each, as ``request.headers.get``): asked on every authenticated request
+    of a host app's routes, where a ``Headers`` object and two scans showed in the bench."""
+    authorization: str | None = None
+    cookie: str | None = None
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"cookie" and cookie is None:
+            cookie = value.decode("latin-1")
+    return access_token_from(authorization, cookie, services.settings.access_cookie)
 
 
 @dataclass(frozen=True)
