@@ -56,6 +56,12 @@ PY
 }
 check_lists
 
+# One version for the three packages, and the CHANGELOG's newest entry names it.
+version=$(sed -n 's/^## \([0-9][^ ]*\) .*/\1/p' CHANGELOG.md | head -1)
+for f in "dist/kizuna-$version-py3-none-any.whl" "dist/kizuna_verifier-$version-py3-none-any.whl" "dist/kizuna-next-$version.tgz"; do
+  [ -f "$f" ] || { echo "packages: $f missing: the packages' versions and CHANGELOG.md ($version) disagree" >&2; exit 1; }
+done
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kizuna-example-XXXXXX")
 cleanup() {
   local pids="$WORK/notes/e2e/.logs/pids"
