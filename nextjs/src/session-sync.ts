@@ -1,6 +1,6 @@
 // What the open pages of one browser and the refresh handler agree on, so that
 // they refresh the session once, not once per tab. The refresh page's script
-// (refresh/page-script.ts) imports these too: it is built from them.
+// (src/browser/refresh-page.ts) imports these too: it is built from them.
 
 /** navigator.locks name held while a tab refreshes. */
 export const REFRESH_LOCK = "kizuna-refresh";
