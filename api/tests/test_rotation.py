@@ -284,6 +284,85 @@ async def test_concurrent_refreshes_in_process_all_succeed_identically(harness: 
     assert len(await records(harness, login.json()["session_id"])) == 2
 
 
+# -- the window is judged by when a refresh was sent, not when a queue let it through ----------
+# Under overload a racing tab's refresh can wait in the web tier longer than the grace window
+# while a sibling's refresh rotates the token it carries (issue 11: 30 users logged out). The web
+# tier says how long the request waited there (Kizuna-Request-Age, ms); from a trusted proxy the
+# API judges the window by the moment the request was sent.
+
+
+async def _rotated_and_stale(harness: Harness, wait: float) -> tuple[str, str]:
+    """A session whose first refresh token was rotated ``wait`` seconds ago: (it, session id)."""
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+        first = refresh_cookie(client)
+        assert (await client.post("/auth/refresh")).status_code == 200
+    await asyncio.sleep(wait)
+    return first, login.json()["session_id"]
+
+
+async def refresh_aged(
+    harness: Harness, token: str, age_ms: int | str, *, peer: str
+) -> httpx.Response:
+    async with harness.client(peer=peer) as bare:
+        return await bare.post(
+            "/auth/refresh",
+            headers={"Cookie": f"refresh_token={token}", "Kizuna-Request-Age": str(age_ms)},
+        )
+
+
+async def test_a_refresh_that_waited_in_the_web_tier_is_judged_by_when_it_was_sent(
+    grace1: Harness,
+) -> None:
+    # Sent 1.5 s ago, when its token had just been rotated: within the 1 s window then.
+    first, session_id = await _rotated_and_stale(grace1, 1.3)
+    late = await refresh_aged(grace1, first, 1_500, peer="127.0.0.1")
+    assert late.status_code == 200, late.text
+    row = await session_row(grace1, session_id)
+    assert row.revoked_at is None
+    # It got the session's current token, and the family did not fork.
+    assert len(await records(grace1, session_id)) == 2
+
+
+async def test_the_request_age_is_believed_only_from_a_trusted_proxy(grace1: Harness) -> None:
+    first, session_id = await _rotated_and_stale(grace1, 1.3)
+    theft = await refresh_aged(grace1, first, 1_500, peer="203.0.113.9")
+    assert theft.status_code == 401
+    assert theft.json()["code"] == "refresh_token_reused"
+    assert (await session_row(grace1, session_id)).revoked_at is not None
+
+
+@pytest.mark.parametrize("age", ["-5", "abc", "1e9", "1.5", "", "1500 1500"])
+async def test_a_malformed_request_age_is_ignored(grace1: Harness, age: str) -> None:
+    first, session_id = await _rotated_and_stale(grace1, 1.3)
+    async with grace1.client() as bare:
+        theft = await bare.post(
+            "/auth/refresh",
+            headers={"Cookie": f"refresh_token={first}", "Kizuna-Request-Age": age},
+        )
+    assert theft.status_code == 401
+    assert theft.json()["code"] == "refresh_token_reused"
+    assert (await session_row(grace1, session_id)).revoked_at is not None
+
+
+@pytest.mark.parametrize("age", ["100000", "99999999999999999999"])
+async def test_a_request_age_counts_at_most_the_configured_bound(
+    make_settings: Callable[..., Settings],
+    make_harness: Callable[[Settings], AsyncIterator[Harness]],
+    age: str,
+) -> None:
+    # However long a proxy says it held the request, at most KIZUNA_REFRESH_MAX_REQUEST_AGE
+    # counts: here 0.2 s, so a token rotated 1.3 s ago is still stale by 1.1 s > the window.
+    settings = make_settings(refresh_grace=1, refresh_max_request_age=0.2)
+    async for harness in make_harness(settings):
+        first, session_id = await _rotated_and_stale(harness, 1.3)
+        theft = await refresh_aged(harness, first, age, peer="127.0.0.1")
+        assert theft.status_code == 401
+        assert theft.json()["code"] == "refresh_token_reused"
+        assert (await session_row(harness, session_id)).revoked_at is not None
+
+
 # -- rule 5: reuse after the window is theft ------------------------------------------------------
 
 

@@ -66,6 +66,26 @@ def client_info_of(
     )
 
 
+REQUEST_AGE_HEADER = "kizuna-request-age"
+
+
+def waited_upstream(
+    scope: Scope, header: str | None, proxies: Sequence[IPNetwork], cap: float
+) -> float:
+    """Seconds a trusted proxy (the web tier) says the request had already waited when it
+    reached us (``Kizuna-Request-Age``, whole milliseconds), at most ``cap``. From anyone
+    else, or malformed: 0, so the request is judged by when it arrived here."""
+    peer = scope.get("client")
+    if not header or not peer or not _trusted(peer[0], proxies):
+        return 0.0
+    value = header.strip()
+    if not value.isascii() or not value.isdigit():
+        return 0.0
+    if len(value) > 12:  # beyond any real wait; do not make a huge int of it
+        return cap
+    return min(int(value) / 1000.0, cap)
+
+
 def client_info(request: Request, proxies: Sequence[IPNetwork]) -> ClientInfo:
     return client_info_from(
         request.client.host if request.client else "",

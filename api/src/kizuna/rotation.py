@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,7 +72,14 @@ class Rotated:
     replayed: bool  # True when rule 4 answered
 
 
-async def rotate(services: Services, token: str | None, client: ClientInfo) -> Rotated:
+async def rotate(
+    services: Services, token: str | None, client: ClientInfo, *, waited: float = 0.0
+) -> Rotated:
+    """``waited``: seconds the request had already spent in queues before it reached us (the
+    web tier's word, see ``clientinfo.waited_upstream``). Rule 4's window is judged by when the
+    request was sent, so time spent in queues here or there never turns a racing tab's refresh
+    into a reuse."""
+    sent = time.monotonic() - waited
     if not token:
         raise RefreshRefused(Refused.missing)
     try:
@@ -89,7 +97,9 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
     def minted(decided: _Decision | Refused) -> Rotated | Refused:
         return decided if isinstance(decided, Refused) else _minted(services, decided)
 
-    outcome = await services.db.write(lambda tx: _decide(tx, claims, client, policy), then=minted)
+    outcome = await services.db.write(
+        lambda tx: _decide(tx, claims, client, policy, sent), then=minted
+    )
 
     if isinstance(outcome, Refused):
         services.session_cache.forget(claims.sid)
@@ -101,6 +111,7 @@ async def rotate(services: Services, token: str | None, client: ClientInfo) -> R
                 session_id=claims.sid,
                 refresh_token_id=claims.jti,
                 ip=client.ip,
+                waited_upstream=round(waited, 3),
             )
         raise RefreshRefused(outcome)
     log.info(
@@ -148,12 +159,14 @@ _TOUCH_EVERY = timedelta(seconds=60)
 
 
 def _decide(
-    tx: Tx, claims: RefreshClaims, client: ClientInfo, policy: _Policy
+    tx: Tx, claims: RefreshClaims, client: ClientInfo, policy: _Policy, sent: float
 ) -> _Decision | Refused:
     """One transaction, run off the event loop (see ``kizuna.db``). A refusal is returned, not
     raised: what it wrote (a revocation, a security event) commits, and on SQLite it does not
     roll back the group of rotations it was committed with (``kizuna.sqlite_writer``)."""
     now = utcnow()
+    # The moment the request was sent, on the same clock as ``now`` (``sent`` is monotonic).
+    sent_at = now - timedelta(seconds=max(0.0, time.monotonic() - sent))
     found = token_store.lookup(tx, token_id=claims.jti)
     if found is None:
         # Validly signed but unknown: its record has expired away (or it was never ours).
@@ -169,12 +182,17 @@ def _decide(
     if found.session_expires_at <= now:
         return Refused.session_expired
     if record.rotated_at is None and record.revoked_at is None:
-        return _rotate_current(tx, found, client, now, policy)
-    return _replay_or_reuse(tx, record, found, client, now, policy)
+        return _rotate_current(tx, found, client, now, sent_at, policy)
+    return _replay_or_reuse(tx, record, found, client, now, sent_at, policy)
 
 
 def _rotate_current(
-    tx: Tx, found: TokenContext, client: ClientInfo, now: datetime, policy: _Policy
+    tx: Tx,
+    found: TokenContext,
+    client: ClientInfo,
+    now: datetime,
+    sent_at: datetime,
+    policy: _Policy,
 ) -> _Decision | Refused:
     record = found.token
     successor = token_store.new_record(
@@ -192,7 +210,7 @@ def _rotate_current(
         fresh = token_store.refetch(tx, token_id=record.id)
         if fresh is None:
             return Refused.invalid
-        return _replay_or_reuse(tx, fresh, found, client, now, policy)
+        return _replay_or_reuse(tx, fresh, found, client, now, sent_at, policy)
     token_store.add(tx, record=successor)
     if (
         now - found.session_last_used_at >= _TOUCH_EVERY
@@ -211,10 +229,12 @@ def _replay_or_reuse(
     found: TokenContext,
     client: ClientInfo,
     now: datetime,
+    sent_at: datetime,
     policy: _Policy,
 ) -> _Decision | Refused:
     rotated_at = record.rotated_at
-    if record.revoked_at is None and rotated_at is not None and now - rotated_at < policy.grace:
+    # Judged by when the request was sent (``rotate``): a racer held up in a queue is a racer.
+    if record.revoked_at is None and rotated_at is not None and sent_at - rotated_at < policy.grace:
         current = token_store.current(tx, session_id=record.session_id)
         if current is not None and current.expires_at > now:
             return _Decision(record=current, roles=found.user_roles, replayed=True)

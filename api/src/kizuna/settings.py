@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     refresh_token_ttl: int = Field(2_592_000, ge=60)
     session_max_age: int = Field(7_776_000, ge=60)
     refresh_grace: int = Field(10, ge=0, le=120)
+    # How much of a wait in the web tier's queues a refresh may claim (Kizuna-Request-Age): the
+    # grace window is judged by when a refresh was sent, so that a queue cannot turn a racing
+    # tab into a thief (issue 11). Bounded, since a proxy's word widens the window by it.
+    refresh_max_request_age: float = Field(30.0, ge=0, le=120)
     # Leeway for exp/nbf/iat; docs/protocol.md §3 allows at most 5 s.
     clock_leeway: int = Field(5, ge=0, le=5)
 

@@ -7,7 +7,7 @@ from starlette.requests import cookie_parser
 from starlette.responses import Response
 
 from kizuna import rotation
-from kizuna.clientinfo import client_info_of
+from kizuna.clientinfo import REQUEST_AGE_HEADER, client_info_of, waited_upstream
 from kizuna.clock import from_epoch, iso, seconds_until
 from kizuna.errors import Code
 from kizuna.hot.endpoint import Endpoint, HotRequest
@@ -21,8 +21,14 @@ async def refresh(request: HotRequest) -> Response:
     cookie = request.headers.get("cookie")
     token = cookie_parser(cookie).get(settings.refresh_cookie) if cookie else None
     client = client_info_of(request.scope, request.headers, settings.trusted_proxies)
+    waited = waited_upstream(
+        request.scope,
+        request.headers.get(REQUEST_AGE_HEADER),
+        settings.trusted_proxies,
+        settings.refresh_max_request_age,
+    )
     try:
-        rotated = await rotation.rotate(services, token or None, client)
+        rotated = await rotation.rotate(services, token or None, client, waited=waited)
     except rotation.RefreshRefused as exc:
         refused = problem_response(Code(exc.code.value))
         services.cookies.clear_session(refused)  # every 401 here ends the browser's session
