@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e test-verifier test-packages bench bench-api bench-integrate bench-web
+.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e test-verifier test-packages bench bench-api bench-integrate bench-web bench-load
 
 help:
 	@echo "make run    install what is needed and start API + web (http://localhost:3000)"
@@ -51,5 +51,10 @@ bench-web: setup-python setup-web
 
 bench-integrate: setup-python
 	$(VENV)/python bench/api/integrate.py
+
+# Does load ever log anyone out? 200 users x 3 racing tabs through one web process (issue 11).
+bench-load: setup-python setup-web
+	./web/scripts/build.sh --if-stale
+	node bench/web/load.mjs
 
 bench: bench-api bench-integrate bench-web

@@ -25,13 +25,14 @@ async function waitFor(url, proc, name) {
   throw new Error(`${name} did not start`);
 }
 
-export async function startSystem({ apiPort, webPort, accessTtl }) {
+export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 2, apiEnv = {}, webEnv = {} }) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kizuna-bench-"));
   const env = {
     ...process.env,
     KIZUNA_DATA_DIR: dataDir,
     KIZUNA_ACCESS_TOKEN_TTL: String(accessTtl),
-    KIZUNA_REFRESH_GRACE: "2",
+    KIZUNA_REFRESH_GRACE: String(refreshGrace),
+    ...apiEnv,
   };
   delete env.KIZUNA_DATABASE_URL;
   delete env.KIZUNA_REDIS_URL;
@@ -46,7 +47,14 @@ export async function startSystem({ apiPort, webPort, accessTtl }) {
     [path.join(ROOT, "web/node_modules/next/dist/bin/next"), "start", "--port", String(webPort), "--hostname", "127.0.0.1"],
     {
       cwd: path.join(ROOT, "web"),
-      env: { ...process.env, KIZUNA_API_URL: `http://127.0.0.1:${apiPort}`, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+      env: {
+        ...process.env,
+        KIZUNA_API_URL: `http://127.0.0.1:${apiPort}`,
+        KIZUNA_REFRESH_GRACE: String(refreshGrace),
+        NODE_ENV: "production",
+        NEXT_TELEMETRY_DISABLED: "1",
+        ...webEnv,
+      },
       stdio: ["ignore", log, log],
       detached: true,
     },
