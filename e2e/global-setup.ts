@@ -103,7 +103,14 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     "web",
     process.execPath,
     [nextBin, "start", "--port", String(WEB_PORT), "--hostname", "127.0.0.1"],
-    { ...process.env, KIZUNA_API_URL: API, NODE_ENV: "production", NEXT_TELEMETRY_DISABLED: "1" },
+    {
+      ...process.env,
+      KIZUNA_API_URL: API,
+      // As the API's: the web tier gives a refresh's answer again for that long.
+      KIZUNA_REFRESH_GRACE: String(REFRESH_GRACE),
+      NODE_ENV: "production",
+      NEXT_TELEMETRY_DISABLED: "1",
+    },
     path.join(ROOT, "web"),
   );
   // For scripts/test-e2e.sh: what to stop if this run is interrupted.

@@ -2,6 +2,7 @@ import "server-only";
 import { clientAddress } from "./client-address.js";
 import { pickCookies } from "./cookies.js";
 import { settings } from "./settings.js";
+import { ageMs, arrivedAt } from "./socket-peer.js";
 
 // Server-to-server calls to Kizuna's API (docs/protocol.md §1): the browser never
 // talks to it. Each call carries what the API needs of the browser's request: its
@@ -24,10 +25,21 @@ export class ApiUnavailableError extends Error {
   }
 }
 
+/**
+ * The header of a refresh that tells the API how long (whole ms) the
+ * browser's request had already waited in the web tier when it was sent. The
+ * API judges its grace window by when the request was sent (its own arrival
+ * minus this), so that a racing tab held up in our queue is not taken for a
+ * thief (docs/protocol.md §5, §6). The API believes it from trusted proxies only.
+ */
+export const REQUEST_AGE_HEADER = "kizuna-request-age";
+
 export interface ClientInfo {
   cookie: string;
   userAgent: string | null;
   forwardedFor: string | null;
+  /** When the browser's request reached this process (performance.now(), ms), if the request gate saw it. */
+  arrivedAt: number | null;
 }
 
 /**
@@ -41,6 +53,7 @@ export function clientInfo(h: Headers): ClientInfo {
     cookie: pickCookies(h.get("cookie"), [c.accessCookie, c.refreshCookie, c.deviceCookie]),
     userAgent: h.get("user-agent"),
     forwardedFor: clientAddress(h, c.trustedProxies),
+    arrivedAt: arrivedAt(h),
   };
 }
 
@@ -52,6 +65,8 @@ export interface ApiCall {
   client: ClientInfo;
   /** Send the browser's session cookies (refresh, logout need them). */
   cookies?: boolean;
+  /** Tell the API how long the browser's request has waited here (REQUEST_AGE_HEADER; the refresh). */
+  requestAge?: boolean;
 }
 
 export async function callApi(path: string, call: ApiCall): Promise<Response> {
@@ -61,6 +76,8 @@ export async function callApi(path: string, call: ApiCall): Promise<Response> {
   if (call.cookies !== false && call.client.cookie) headers.set("cookie", call.client.cookie);
   if (call.client.userAgent) headers.set("user-agent", call.client.userAgent);
   if (call.client.forwardedFor) headers.set("x-forwarded-for", call.client.forwardedFor);
+  // Measured now, as the call leaves: the wait includes any spent before it.
+  if (call.requestAge) headers.set(REQUEST_AGE_HEADER, String(ageMs(call.client.arrivedAt)));
   try {
     return await fetch(settings().apiUrl + path, {
       method: call.method ?? "GET",

@@ -8,6 +8,7 @@ import {
   SESSION_CHANNEL,
   isSessionMessage,
   refreshLeadMs,
+  retryAfterMs,
   type SessionMessage,
 } from "./session-sync.js";
 
@@ -21,7 +22,8 @@ import {
 // long it has left (props at render, a response header after each refresh).
 // `KeepSessionFresh` (server.tsx) renders it with those props.
 
-type Outcome = "ok" | "ended" | "retry" | "skipped";
+/** `retry`: try again, after the ms the server asked for (null: it did not say). */
+type Outcome = "ok" | "ended" | "skipped" | { retry: number | null };
 
 async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   if (typeof navigator !== "undefined" && navigator.locks) {
@@ -85,7 +87,7 @@ export function SessionKeeper({ expiresIn, lifetime, loginPath = DEFAULT_PATHS.l
         channel?.postMessage({ type: "ended" } satisfies SessionMessage);
         return "ended";
       }
-      return "retry";
+      return { retry: retryAfterMs(res) };
     };
 
     async function run() {
@@ -95,16 +97,17 @@ export function SessionKeeper({ expiresIn, lifetime, loginPath = DEFAULT_PATHS.l
       try {
         outcome = await withLock(refresh);
       } catch {
-        outcome = "retry";
+        outcome = { retry: null };
       } finally {
         running = false;
       }
       if (outcome === "ended") return toLogin();
-      if (outcome === "retry") {
-        // Unreachable or busy: try again soon, sooner than the expiry.
+      if (typeof outcome === "object") {
+        // Unreachable or failing: try again soon, sooner than the expiry. A
+        // busy web tier says when (it sheds refreshes under load): no sooner.
         failures += 1;
         const left = expiresAt - Date.now();
-        return schedule(Math.min(30_000, Math.max(1_000, Math.min(left / 2, 1_000 * 2 ** failures))));
+        return schedule(outcome.retry ?? Math.min(30_000, Math.max(1_000, Math.min(left / 2, 1_000 * 2 ** failures))));
       }
       failures = 0;
       schedule();

@@ -19,8 +19,10 @@ export {
   type ApiRequest,
   type Exchange,
   type Reply,
+  type ShareCall,
   type Where,
 } from "./route-handlers.js";
+export { REQUEST_AGE_HEADER } from "./api-client.js";
 export { isFormBody, readFields, wantsJson } from "./form-fields.js";
 export { problem, seeOther } from "./headers.js";
 export { relaySetCookies } from "./cookies.js";

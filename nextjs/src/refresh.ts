@@ -6,9 +6,11 @@ import { isFormBody, readFields } from "./form-fields.js";
 import { escapeHtml, problem, seeOther } from "./headers.js";
 import { REFRESH_PATH, loginUrl, safeNext } from "./paths.js";
 import { htmlHeaders, refreshPage } from "./refresh-html.js";
+import { refreshSharing } from "./refresh-sharing.js";
 import { accessToken, apiPost, relayAndEnsureSignedOut, routeHandler, type ApiAnswer, type Reply } from "./route-handlers.js";
 import { EXPIRES_IN_HEADER, REJECTED, REJECTED_HEADER } from "./session-sync.js";
 import { settings } from "./settings.js";
+import { ageMs, arrivedAt } from "./socket-peer.js";
 
 // The refresh detour, mounted at app/auth/refresh/route.ts: the only path the
 // browser sends the refresh cookie to (Path=/auth/refresh). See
@@ -37,7 +39,7 @@ ${rejected ? `<input type="hidden" name="${REJECTED}" value="1">\n` : ""}<p>Java
   return new Response(html, { status: 200, headers: htmlHeaders() });
 }
 
-function unavailablePage(next: string): Response {
+function unavailablePage(next: string, retryAfter = "5"): Response {
   const body = `<h1>Service unavailable</h1>
 <p>We could not continue your session just now. Nothing was lost: please try again in a moment.</p>
 <form method="post" action="${REFRESH_PATH}">
@@ -45,7 +47,7 @@ function unavailablePage(next: string): Response {
 <button type="submit">Try again</button>
 </form>`;
   const h = htmlHeaders();
-  h.set("retry-after", "5");
+  h.set("retry-after", retryAfter);
   const html = refreshPage({ next, paths: settings().paths, title: "Service unavailable", body, script: false });
   return new Response(html, { status: 503, headers: h });
 }
@@ -55,6 +57,16 @@ type Form = { isForm: boolean; next: string };
 /** The API is down or the store is: the session may well be alive, so nothing changes in the browser. */
 const unavailable: Reply<Form, ApiAnswer | null> = ({ form }) =>
   form.isForm ? unavailablePage(form.next) : problem(503, "unavailable", "Service unavailable", { "retry-after": "5" });
+
+/**
+ * Too late to ask the API: the refresh has waited here past
+ * KIZUNA_REFRESH_MAX_WAIT (overload). A call now would add to the load, and
+ * present a token that a sibling tab may have rotated that long ago. Nothing
+ * changes in the browser: the retry a second later presents what its cookie
+ * jar then holds, a current token, and finds a shorter queue.
+ */
+const busy: Reply<Form, null> = ({ form }) =>
+  form.isForm ? unavailablePage(form.next, "1") : problem(503, "unavailable", "Service busy", { "retry-after": "1" });
 
 /** Done: the access token's lifetime in a header, for the open pages' next refresh. */
 function refreshed(form: Form, claims: AccessClaims, out: Headers): Response {
@@ -85,7 +97,28 @@ const post = apiPost<Form>({
         return ({ out }) => refreshed(form, claims, out);
       }
     }
-    return { form, call: { path: "/auth/refresh", method: "POST" } };
+
+    // Under load, the refreshes of one browser's racing tabs arrive together
+    // with one token: they make one API call, and a late one gets a recent
+    // successful answer again (refresh-sharing.ts). A refresh that would need
+    // a call of its own after waiting here too long is shed.
+    const c = settings();
+    const token = request.cookies.get(c.refreshCookie)?.value;
+    const sharing = refreshSharing();
+    const remembered = !rejected;
+    const waited = ageMs(arrivedAt(request.headers));
+    if (waited > c.refreshMaxWaitMs && !(token && sharing.answersAtOnce(token, { remembered }))) {
+      return (x) => busy({ ...x, form });
+    }
+    return {
+      form,
+      call: {
+        path: "/auth/refresh",
+        method: "POST",
+        requestAge: true,
+        share: token ? (send) => sharing.share(token, send, { remembered }) : undefined,
+      },
+    };
   },
   replies: {
     async ok({ form, out, api }) {

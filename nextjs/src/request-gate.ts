@@ -5,7 +5,9 @@ import type { Socket } from "node:net";
 import { ALLOWED_METHODS, METHOD_NOT_ALLOWED_PATH } from "./methods.js";
 import { PEER_HEADER, peerStamp } from "./socket-peer.js";
 
-// What the web tier does to each request before Next.js sees it. Under
+// What the web tier does to each request before Next.js sees it: it notes
+// when the request arrived (a refresh that queued here too long is shed, and
+// the API is told how long it waited: refresh.ts) and where from. Under
 // `next start`, Next.js 16 gives a route handler or the proxy no way to learn
 // the socket's address: NextRequest has no `ip`, and
 // next/dist/server/base-server.js only fills X-Forwarded-For (and -Host,
@@ -19,17 +21,21 @@ import { PEER_HEADER, peerStamp } from "./socket-peer.js";
 // Node.js or Next.js and without a custom server. It is subscribed from the
 // app's instrumentation.ts (instrumentation.ts here), which `next start` runs
 // after it starts listening: a request of that first moment is not stamped
-// (socket-peer.ts tells, and its address counts as unknown) and an odd method
-// then meets the proxy's own 405 on pages. TRACK and CONNECT never get this far: Node's HTTP parser
+// (socket-peer.ts tells, and its address and arrival count as unknown) and an
+// odd method then meets the proxy's own 405 on pages. TRACK and CONNECT never get this far: Node's HTTP parser
 // refuses the first (400) and closes the connection for the second.
 
 type Incoming = { method?: string; url?: string; headers: IncomingHttpHeaders };
 
-/** Records the socket's peer and turns any other method into a GET of the 405 handler. */
-export function gate(request: Incoming, remoteAddress: string | undefined): void {
-  // Always overwritten, so a client cannot choose the value.
-  if (remoteAddress) request.headers[PEER_HEADER] = peerStamp(remoteAddress);
-  else delete request.headers[PEER_HEADER];
+/**
+ * Records when the request arrived and its socket's peer, and turns any other
+ * method into a GET of the 405 handler.
+ */
+export function gate(request: Incoming, remoteAddress: string | undefined, arrivedAt: number = performance.now()): void {
+  // Always overwritten, so a client cannot choose the value. The arrival is
+  // recorded even without an address: it is how long a refresh has queued
+  // here (refresh.ts), whoever sent it.
+  request.headers[PEER_HEADER] = peerStamp(remoteAddress, arrivedAt);
   if (!ALLOWED_METHODS.has(request.method ?? "")) {
     request.method = "GET";
     request.url = METHOD_NOT_ALLOWED_PATH;

@@ -80,8 +80,14 @@ export function returnPath(request: Request, fields: Record<string, string>): st
   return c.paths.home;
 }
 
+/**
+ * Answers an API call, perhaps with the answer of another request's call
+ * (the refresh: refresh-sharing.ts); `send` makes this request's own call.
+ */
+export type ShareCall = (send: () => Promise<Response>) => Promise<Response>;
+
 /** The API call a POST makes: a path of the API and what to send (the browser's own details are added). */
-export type ApiRequest = { path: string } & Omit<ApiCall, "client">;
+export type ApiRequest = { path: string; share?: ShareCall } & Omit<ApiCall, "client">;
 
 /** The API's answer as a reply sees it. */
 export interface ApiAnswer {
@@ -139,8 +145,9 @@ export function apiPost<F, C = unknown>(
     const { form, call } = prepared;
     let res: Response;
     try {
-      const { path, ...rest } = call;
-      res = await callApi(path, { ...rest, client: clientInfo(request.headers) });
+      const { path, share, ...rest } = call;
+      const send = () => callApi(path, { ...rest, client: clientInfo(request.headers) });
+      res = await (share ? share(send) : send());
     } catch (err) {
       if (!(err instanceof ApiUnavailableError)) throw err;
       return spec.replies.unreachable({ request, form, out, api: null });

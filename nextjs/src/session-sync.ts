@@ -40,6 +40,17 @@ export function refreshLeadMs(lifetimeSeconds: number, random: number = Math.ran
   return Math.min(base + jitter, life * 0.9);
 }
 
+/**
+ * How long (ms) a busy web tier asks a refresh to wait before trying again:
+ * the Retry-After of its 503 (whole seconds), at least 1 s and at most 30 s.
+ * Null for any other answer, or a Retry-After it cannot use (a date).
+ */
+export function retryAfterMs(res: { status: number; headers: { get(name: string): string | null } }): number | null {
+  const value = res.headers.get("retry-after")?.trim();
+  if (res.status !== 503 || !value || !/^\d{1,9}$/.test(value)) return null;
+  return Math.min(30, Math.max(1, Number(value))) * 1000;
+}
+
 export function isSessionMessage(data: unknown): data is SessionMessage {
   if (!data || typeof data !== "object") return false;
   const d = data as { type?: unknown; expiresIn?: unknown };

@@ -26,6 +26,14 @@ export interface KizunaSettings {
   hsts: string | null;
   /** The app's sign-in page and its default landing page. */
   paths: AppPaths;
+  /**
+   * The API's grace window (KIZUNA_REFRESH_GRACE, ms): how long a successful
+   * refresh's answer is given again to a late refresh presenting the same
+   * token (refresh-sharing.ts); 0: never.
+   */
+  refreshGraceMs: number;
+  /** How long (ms) a refresh may have waited in this process before it is answered 503 instead of calling the API. */
+  refreshMaxWaitMs: number;
 }
 
 const HSTS = /^max-age=\d{1,9}(\s*;\s*includeSubDomains)?(\s*;\s*preload)?$/i;
@@ -63,6 +71,26 @@ function appPaths(env: NodeJS.ProcessEnv): AppPaths {
     throw new Error(`KIZUNA_HOME_PATH: ${home} is the login page (KIZUNA_LOGIN_PATH) or under it`);
   }
   return { login, home };
+}
+
+/**
+ * KIZUNA_REFRESH_GRACE and KIZUNA_REFRESH_MAX_WAIT, in ms. The grace window
+ * is the API's setting (whole seconds, 0–120): the web tier must not be more
+ * lenient than the API. A refresh is shed well before a wait here could
+ * outlast that window: by default after 5 s, or half the window if shorter.
+ */
+function refreshTimes(env: NodeJS.ProcessEnv): { refreshGraceMs: number; refreshMaxWaitMs: number } {
+  const graceText = env.KIZUNA_REFRESH_GRACE?.trim() || "10";
+  const grace = /^\d{1,3}$/.test(graceText) ? Number(graceText) : NaN;
+  if (!(grace <= 120)) throw new Error(`KIZUNA_REFRESH_GRACE: ${graceText} is not a whole number of seconds from 0 to 120`);
+  const waitText = env.KIZUNA_REFRESH_MAX_WAIT?.trim();
+  if (!waitText) return { refreshGraceMs: grace * 1000, refreshMaxWaitMs: (grace > 0 ? Math.min(5, grace / 2) : 5) * 1000 };
+  const wait = /^\d+(\.\d+)?$/.test(waitText) ? Number(waitText) : NaN;
+  if (!(wait > 0)) throw new Error(`KIZUNA_REFRESH_MAX_WAIT: ${waitText} is not a number of seconds above 0`);
+  if (grace > 0 && wait >= grace) {
+    throw new Error(`KIZUNA_REFRESH_MAX_WAIT: ${waitText} s must stay well below KIZUNA_REFRESH_GRACE (${grace} s)`);
+  }
+  return { refreshGraceMs: grace * 1000, refreshMaxWaitMs: Math.round(wait * 1000) };
 }
 
 let cached: KizunaSettings | undefined;
@@ -113,6 +141,7 @@ export function settings(): KizunaSettings {
     trustedProxies,
     hsts: hsts !== "off" && publicOrigins.some((o) => o.startsWith("https://")) ? hsts : null,
     paths: appPaths(env),
+    ...refreshTimes(env),
   };
   return cached;
 }

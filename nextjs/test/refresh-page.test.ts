@@ -19,25 +19,52 @@ import { REVIEWED } from "./open-redirects.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 interface Run {
-  /** Where the script sent the browser. */
-  location: string;
+  /** Where the script sent the browser (null: it gave up and stayed). */
+  location: string | null;
+  /** What the page said last. */
+  said: string | null;
   /** The headers of its POST, if it made one. */
   posted: Record<string, string> | null;
   lock: string | null;
   channel: string | null;
+  /** How long it waited before each retry (ms). */
+  delays: number[];
 }
 
-/** Runs the script on a refresh page with these attributes, the POST answered by `answer`. */
-function runScript(attributes: Record<string, string>, answer: () => Response): Promise<Run> {
+/**
+ * Runs the script on a refresh page with these attributes, each POST answered
+ * by `answer`. Unless `retries` is set, a retry fails the test; with it, the
+ * script's clock (Date) moves on by each wait and the wait ends at once.
+ */
+function runScript(attributes: Record<string, string>, answer: () => Response, retries = false): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const run: Omit<Run, "location"> = { posted: null, lock: null, channel: null };
+    const run: Omit<Run, "location"> = { said: null, posted: null, lock: null, channel: null, delays: [] };
     const storage = new Map<string, string>();
+    let now = Date.UTC(2026, 0, 1);
+    const elements: Record<string, object> = {
+      status: {
+        set textContent(text: string) {
+          run.said = text;
+        },
+      },
+      // The page shows its "Try again" and "Sign in" links once it stops trying.
+      actions: {
+        set hidden(hidden: boolean) {
+          if (!hidden) resolve({ ...run, location: null });
+        },
+      },
+    };
     const context = {
       URL,
+      Date: class extends Date {
+        static override now() {
+          return now;
+        }
+      },
       document: {
         readyState: "complete",
         documentElement: { getAttribute: (name: string) => attributes[name] ?? null },
-        getElementById: () => null,
+        getElementById: (id: string) => elements[id] ?? null,
       },
       sessionStorage: { getItem: (k: string) => storage.get(k) ?? null, setItem: (k: string, v: string) => storage.set(k, v) },
       BroadcastChannel: class {
@@ -60,14 +87,26 @@ function runScript(attributes: Record<string, string>, answer: () => Response): 
         return answer();
       },
       location: { replace: (to: string) => resolve({ ...run, location: to }) },
-      setTimeout: () => reject(new Error("the script retried")),
+      setTimeout: (fn: () => void, ms: number) => {
+        if (!retries) return reject(new Error("the script retried"));
+        run.delays.push(ms);
+        now += ms;
+        setImmediate(fn);
+      },
     };
     vm.runInNewContext(PAGE_SCRIPT, context);
   });
 }
 
-const status = (code: number, body?: unknown) =>
-  new Response(body === undefined ? null : JSON.stringify(body), { status: code });
+/** Answers in turn, the last one again and again. */
+const inTurn = (...answers: (() => Response)[]) => {
+  let i = 0;
+  return () => answers[Math.min(i++, answers.length - 1)]!();
+};
+
+const status = (code: number, body?: unknown, headers?: Record<string, string>) =>
+  new Response(body === undefined ? null : JSON.stringify(body), { status: code, headers });
+const busy = (seconds: string) => () => status(503, { code: "unavailable" }, { "retry-after": seconds });
 
 const sha256 = (text: string) => `'sha256-${createHash("sha256").update(text).digest("base64")}'`;
 
@@ -147,5 +186,33 @@ describe("the refresh page's inline script and stylesheet", () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("waits as long as a busy server asks (503 with Retry-After) before it tries again", async () => {
+    const run = await runScript({ "data-next": "/sessions" }, inTurn(busy("3"), busy("1"), () => status(204)), true);
+    expect(run.delays).toEqual([3_000, 1_000]);
+    expect(run.location).toBe("/sessions");
+  });
+
+  it("keeps trying a busy server for about a minute in all, then gives up with the same words", async () => {
+    let run = await runScript({ "data-next": "/sessions" }, busy("1"), true);
+    expect(run.location).toBeNull();
+    expect(run.delays.every((d) => d === 1_000)).toBe(true);
+    expect(run.delays.reduce((a, b) => a + b, 0)).toBe(60_000);
+    expect(run.said).toBe("We could not continue your session. Please try again in a moment.");
+    // Retry-After is bounded: never more than 30 s at a time, never past the minute.
+    run = await runScript({ "data-next": "/sessions" }, busy("600"), true);
+    expect(run.delays).toEqual([30_000, 30_000]);
+    expect(run.location).toBeNull();
+  });
+
+  it("otherwise tries again after 1, 2 and 3 s, then gives up", async () => {
+    let run = await runScript({ "data-next": "/sessions" }, () => status(502), true);
+    expect(run.delays).toEqual([1_000, 2_000, 3_000]);
+    expect(run.location).toBeNull();
+    expect(run.said).toBe("We could not continue your session. Please try again in a moment.");
+    run = await runScript({ "data-next": "/sessions" }, inTurn(() => status(503), () => status(502), () => status(204)), true);
+    expect(run.delays).toEqual([1_000, 2_000]);
+    expect(run.location).toBe("/sessions");
   });
 });

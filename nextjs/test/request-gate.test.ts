@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { describe, expect, it } from "vitest";
 import { METHOD_NOT_ALLOWED_PATH } from "../src/methods.js";
 import { gate } from "../src/request-gate.js";
-import { PEER_HEADER, socketPeer } from "../src/socket-peer.js";
+import { PEER_HEADER, ageMs, arrivedAt, peerStamp, socketPeer } from "../src/socket-peer.js";
 
 // The request-start hook: what it does to a request before Next.js sees it.
 
@@ -21,6 +21,42 @@ describe("request gate", () => {
     const unknown = incoming("GET", "/login", { [PEER_HEADER]: "forged 203.0.113.9" });
     gate(unknown, undefined);
     expect(socketPeer(asHeaders(unknown.headers))).toBeNull();
+  });
+
+  it("records when the request arrived at this process, overwriting a client-sent value", () => {
+    const req = incoming("POST", "/auth/refresh", { [PEER_HEADER]: `forged 1 203.0.113.9` });
+    const before = performance.now();
+    gate(req, "198.51.100.7");
+    const at = arrivedAt(asHeaders(req.headers))!;
+    expect(at).toBeGreaterThanOrEqual(Math.floor(before));
+    expect(at).toBeLessThanOrEqual(performance.now());
+    // Without the socket's address the arrival is still recorded.
+    const unknown = incoming("POST", "/auth/refresh");
+    gate(unknown, undefined, 1234.5);
+    expect(arrivedAt(asHeaders(unknown.headers))).toBe(1234);
+    expect(socketPeer(asHeaders(unknown.headers))).toBeNull();
+  });
+
+  it("believes only its own stamp: a forged, malformed or missing one is no arrival", () => {
+    const token = peerStamp("0.0.0.0").split(" ")[0]!;
+    const at = (value?: string) => arrivedAt(new Headers(value === undefined ? {} : { [PEER_HEADER]: value }));
+    expect(at(`${token} 42 198.51.100.7`)).toBe(42);
+    expect(at()).toBeNull();
+    expect(at("00000000000000000000000000000000 42 198.51.100.7")).toBeNull();
+    expect(at(`${token} soon 198.51.100.7`)).toBeNull();
+    expect(at(`${token} -5 198.51.100.7`)).toBeNull();
+    expect(at(`${token} 198.51.100.7`)).toBeNull(); // the old form, address only
+    expect(socketPeer(new Headers({ [PEER_HEADER]: `${token} 198.51.100.7` }))).toBeNull();
+  });
+
+  it("tells how long a request has waited here, in whole milliseconds (0 when unknown)", () => {
+    const req = incoming("POST", "/auth/refresh");
+    gate(req, "198.51.100.7", 1_000);
+    expect(ageMs(arrivedAt(asHeaders(req.headers)), 7_250.9)).toBe(6_250);
+    expect(ageMs(null, 7_250)).toBe(0);
+    expect(ageMs(8_000, 7_250)).toBe(0); // never negative
+    gate(req, "198.51.100.7");
+    expect(ageMs(arrivedAt(asHeaders(req.headers)))).toBeLessThan(1_000);
   });
 
   it.each(["GET", "HEAD", "POST"])("lets %s through unchanged", (method) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isSessionMessage, refreshLeadMs } from "../src/session-sync.js";
+import { isSessionMessage, refreshLeadMs, retryAfterMs } from "../src/session-sync.js";
 
 describe("refreshLeadMs: when an open page refreshes", () => {
   it("refreshes a 5-minute token about a minute early, jittered by up to 15 s", () => {
@@ -24,5 +24,26 @@ describe("isSessionMessage", () => {
     expect(isSessionMessage({ type: "refreshed" })).toBe(false);
     expect(isSessionMessage("ended")).toBe(false);
     expect(isSessionMessage(null)).toBe(false);
+  });
+});
+
+describe("retryAfterMs: how long a busy server asks the tabs to wait", () => {
+  const answer = (status: number, retryAfter?: string) =>
+    new Response(null, { status, headers: retryAfter === undefined ? {} : { "retry-after": retryAfter } });
+
+  it("takes a 503's Retry-After in seconds, bounded to 1–30 s", () => {
+    expect(retryAfterMs(answer(503, "3"))).toBe(3_000);
+    expect(retryAfterMs(answer(503, " 1 "))).toBe(1_000);
+    expect(retryAfterMs(answer(503, "0"))).toBe(1_000);
+    expect(retryAfterMs(answer(503, "3600"))).toBe(30_000);
+  });
+
+  it("is null without one it can use: another status, none, a date, garbage", () => {
+    expect(retryAfterMs(answer(503))).toBeNull();
+    expect(retryAfterMs(answer(502, "3"))).toBeNull();
+    expect(retryAfterMs(answer(429, "3"))).toBeNull();
+    expect(retryAfterMs(answer(503, "Wed, 21 Oct 2015 07:28:00 GMT"))).toBeNull();
+    expect(retryAfterMs(answer(503, "-1"))).toBeNull();
+    expect(retryAfterMs(answer(503, "1e9"))).toBeNull();
   });
 });

@@ -3,7 +3,7 @@ import { resetSettings, settings } from "../src/settings.js";
 
 // The KIZUNA_* variables: the web tier's own, and the app's pages.
 
-const VARS = ["KIZUNA_LOGIN_PATH", "KIZUNA_HOME_PATH", "KIZUNA_PUBLIC_ORIGIN", "KIZUNA_HSTS", "KIZUNA_ACCESS_TOKEN_ALGORITHMS"];
+const VARS = ["KIZUNA_LOGIN_PATH", "KIZUNA_HOME_PATH", "KIZUNA_PUBLIC_ORIGIN", "KIZUNA_HSTS", "KIZUNA_ACCESS_TOKEN_ALGORITHMS", "KIZUNA_REFRESH_GRACE", "KIZUNA_REFRESH_MAX_WAIT"];
 
 function withEnv(env: Record<string, string>) {
   for (const k of VARS) delete process.env[k];
@@ -39,8 +39,27 @@ describe("settings", () => {
     [{ KIZUNA_LOGIN_PATH: "/signin", KIZUNA_HOME_PATH: "/signin/done" }, /KIZUNA_HOME_PATH/],
     [{ KIZUNA_ACCESS_TOKEN_ALGORITHMS: "HS256" }, /not an allowed algorithm/],
     [{ KIZUNA_HSTS: "max-age=1; bogus" }, /KIZUNA_HSTS/],
+    [{ KIZUNA_REFRESH_GRACE: "-1" }, /KIZUNA_REFRESH_GRACE/],
+    [{ KIZUNA_REFRESH_GRACE: "2.5" }, /KIZUNA_REFRESH_GRACE/],
+    [{ KIZUNA_REFRESH_GRACE: "121" }, /KIZUNA_REFRESH_GRACE/],
+    [{ KIZUNA_REFRESH_MAX_WAIT: "0" }, /KIZUNA_REFRESH_MAX_WAIT/],
+    [{ KIZUNA_REFRESH_MAX_WAIT: "soon" }, /KIZUNA_REFRESH_MAX_WAIT/],
+    [{ KIZUNA_REFRESH_MAX_WAIT: "10" }, /KIZUNA_REFRESH_MAX_WAIT.*below.*KIZUNA_REFRESH_GRACE/],
+    [{ KIZUNA_REFRESH_GRACE: "4", KIZUNA_REFRESH_MAX_WAIT: "5" }, /KIZUNA_REFRESH_MAX_WAIT/],
   ])("refuses %j", (env, message) => {
     expect(withEnv(env)).toThrow(message);
+  });
+
+  it("keeps a refresh's answer for the grace window, and waits at most 5 s (at most half the window) before shedding", () => {
+    expect(withEnv({})()).toMatchObject({ refreshGraceMs: 10_000, refreshMaxWaitMs: 5_000 });
+    expect(withEnv({ KIZUNA_REFRESH_GRACE: "30", KIZUNA_REFRESH_MAX_WAIT: "2.5" })()).toMatchObject({
+      refreshGraceMs: 30_000,
+      refreshMaxWaitMs: 2_500,
+    });
+    // As the API's: the window of the e2e tests and the benchmarks is 2 s.
+    expect(withEnv({ KIZUNA_REFRESH_GRACE: "2" })()).toMatchObject({ refreshGraceMs: 2_000, refreshMaxWaitMs: 1_000 });
+    // 0: no memory of answers (and no window for the bound to stay under).
+    expect(withEnv({ KIZUNA_REFRESH_GRACE: "0" })()).toMatchObject({ refreshGraceMs: 0, refreshMaxWaitMs: 5_000 });
   });
 
   it("sends HSTS only for an https public origin", () => {

@@ -9,7 +9,9 @@
 // then replaces the location with `next`, or with the login page when the
 // session is over. Tabs that arrive here together refresh once: the refresh runs under a
 // cross-tab lock, and a tab that hears (on a BroadcastChannel) that another
-// tab refreshed while it waited for the lock does not refresh again.
+// tab refreshed while it waited for the lock does not refresh again. A busy
+// server (503 with Retry-After) is given the time it asks for, for up to a
+// minute; any other failure is tried again after 1, 2 and 3 s.
 import { DEFAULT_PATHS, safeNext, type AppPaths } from "../paths.js";
 import {
   EXPIRES_IN_HEADER,
@@ -21,10 +23,12 @@ import {
   REJECTED_HEADER,
   SESSION_CHANNEL,
   isSessionMessage,
+  retryAfterMs,
   type SessionMessage,
 } from "../session-sync.js";
 
-type Outcome = "ok" | "anonymous" | "ended" | "retry";
+/** `retry`: try again, after the ms the server asked for (null: it did not say). */
+type Outcome = "ok" | "anonymous" | "ended" | { retry: number | null };
 
 const LOOP_KEY = "kizuna.refresh.visits";
 
@@ -104,7 +108,7 @@ async function post(): Promise<Outcome> {
     announce({ type: "ended" });
     return "ended";
   }
-  return "retry";
+  return { retry: retryAfterMs(res) };
 }
 
 function locked(fn: () => Promise<Outcome>): Promise<Outcome> {
@@ -114,11 +118,26 @@ function locked(fn: () => Promise<Outcome>): Promise<Outcome> {
   return fn();
 }
 
-let attempts = 0;
+// Under overload the web tier sheds refreshes (503, Retry-After: 1) rather
+// than let them queue; slow is fine, so keep at it for about a minute.
+const GIVE_UP_AFTER_MS = 60_000;
+const started = Date.now();
+let failures = 0;
+
+/** How long to wait before the next attempt, or null to give up. */
+function nextTry(asked: number | null): number | null {
+  let wait = asked;
+  if (wait === null) {
+    failures += 1;
+    if (failures > 3) return null;
+    wait = 1000 * failures;
+  }
+  return Date.now() - started + wait <= GIVE_UP_AFTER_MS ? wait : null;
+}
+
 function run(): void {
-  attempts += 1;
   locked(post)
-    .catch((): Outcome => "retry")
+    .catch((): Outcome => ({ retry: null }))
     .then((outcome) => {
       if (outcome === "ok") {
         location.replace(next);
@@ -126,11 +145,14 @@ function run(): void {
         location.replace(toLogin(""));
       } else if (outcome === "ended") {
         location.replace(toLogin("&error=session_expired"));
-      } else if (attempts < 4) {
-        say("The service is not answering yet; trying again…", false);
-        setTimeout(run, 1000 * attempts);
       } else {
-        say("We could not continue your session. Please try again in a moment.", true);
+        const wait = nextTry(outcome.retry);
+        if (wait !== null) {
+          say("The service is not answering yet; trying again…", false);
+          setTimeout(run, wait);
+        } else {
+          say("We could not continue your session. Please try again in a moment.", true);
+        }
       }
     });
 }
