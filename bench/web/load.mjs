@@ -37,6 +37,7 @@ function record(endpoint, ms, status) {
 function cookieHeader(jar, names) {
   return names.filter((n) => jar.has(n)).map((n) => `${n}=${jar.get(n)}`).join("; ");
 }
+const seen = new Map(); // refresh token -> when it entered a jar (diagnostics of a logout)
 function absorb(jar, res) {
   for (const line of res.headers.getSetCookie()) {
     const [pair, ...attrs] = line.split(";");
@@ -44,7 +45,10 @@ function absorb(jar, res) {
     const name = pair.slice(0, eq).trim();
     const value = pair.slice(eq + 1).trim();
     if (attrs.some((a) => /max-age=0/i.test(a)) || value === "") jar.delete(name);
-    else jar.set(name, value);
+    else {
+      if (name === "refresh_token" && !seen.has(value)) seen.set(value, performance.now());
+      jar.set(name, value);
+    }
   }
 }
 
@@ -118,6 +122,8 @@ async function main() {
         if (page.status !== 307 || !to.startsWith("/auth/refresh")) { await sleep(200); continue; }
         // The detour: what the refresh page's script does, with the cookie held right now.
         for (let attempt = 0; attempt < 30 && performance.now() < until + 30_000; attempt++) {
+          const presented = user.jar.get("refresh_token");
+          const sentAt = performance.now();
           const res = await timed("POST /auth/refresh", `${sys.web}/auth/refresh`, {
             method: "POST",
             headers: { ...same, accept: "application/json", cookie: cookieHeader(user.jar, ["access_token", "refresh_token", "device_id"]) },
@@ -126,6 +132,11 @@ async function main() {
           if (res && res.status === 401) {
             const body = await res.text().then((t) => JSON.parse(t)).catch(() => ({}));
             if (!user.out) spurious += 1;
+            if (process.env.BENCH_DEBUG && body.code === "refresh_token_reused") {
+              const held = ((sentAt - (seen.get(presented) ?? sentAt)) / 1000).toFixed(1);
+              const took = ((performance.now() - sentAt) / 1000).toFixed(1);
+              console.error(`reuse: token held ${held} s when sent, answer took ${took} s, jar changed since: ${user.jar.get("refresh_token") !== presented}`);
+            }
             spuriousCodes.set(body.code ?? "?", (spuriousCodes.get(body.code ?? "?") ?? 0) + 1);
             user.out = true;
             break;

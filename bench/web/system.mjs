@@ -67,6 +67,7 @@ export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 
         await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))]);
       }
     }
+    if (process.env.BENCH_KEEP_LOGS) fs.copyFileSync(path.join(dataDir, "servers.log"), process.env.BENCH_KEEP_LOGS);
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   const onExit = () => { for (const p of [web, api]) try { process.kill(-p.pid, "SIGTERM"); } catch { /* gone */ } };

@@ -6,6 +6,7 @@ import { ALLOW, ALLOWED_METHODS } from "./methods.js";
 import { refreshUrl } from "./paths.js";
 import { refuseCrossSite, withDeploymentHeaders } from "./route-handlers.js";
 import { settings } from "./settings.js";
+import { BUSY_HEADER, ageMs, arrivedAt } from "./socket-peer.js";
 
 // The app's proxy.ts (Next.js 16's middleware): `export const proxy =
 // kizunaProxy({ publicPaths: [...] })`, with the `config` matcher written out
@@ -63,6 +64,11 @@ export function kizunaProxy(options: ProxyOptions = {}): (request: NextRequest) 
       return refuseCrossSite(request) ?? NextResponse.next();
     }
 
+    // Overloaded: a page that has already queued too long is not worth
+    // rendering late (settings.ts, KIZUNA_PAGE_MAX_WAIT).
+    if (request.headers.get(BUSY_HEADER) === "1") return busy();
+    if (s.pageMaxWaitMs > 0 && ageMs(arrivedAt(request.headers)) > s.pageMaxWaitMs) return busy();
+
     const { pathname, search } = request.nextUrl;
     const here = pathname + search;
 
@@ -90,6 +96,34 @@ export function kizunaProxy(options: ProxyOptions = {}): (request: NextRequest) 
   return async function proxy(request: NextRequest): Promise<Response> {
     return withDeploymentHeaders(await handle(request));
   };
+}
+
+const BUSY_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="2">
+<meta name="robots" content="noindex">
+<title>One moment</title>
+</head>
+<body>
+<p>The site is busy right now. This page will try again in a moment.</p>
+</body>
+</html>
+`;
+
+/** 503 for a page shed under load: tries again by itself (no script), changes nothing. */
+function busy(): Response {
+  return new Response(BUSY_PAGE, {
+    status: 503,
+    headers: {
+      "content-type": "text/html; charset=utf-8",
+      "cache-control": "no-store",
+      "retry-after": "1",
+      "content-security-policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    },
+  });
 }
 
 function detour(request: NextRequest, path: string): Response {

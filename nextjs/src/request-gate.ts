@@ -1,9 +1,10 @@
 import "server-only";
 import diagnostics from "node:diagnostics_channel";
-import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { ALLOWED_METHODS, METHOD_NOT_ALLOWED_PATH } from "./methods.js";
-import { PEER_HEADER, peerStamp } from "./socket-peer.js";
+import { settings } from "./settings.js";
+import { BUSY_HEADER, PEER_HEADER, peerStamp } from "./socket-peer.js";
 
 // What the web tier does to each request before Next.js sees it: it notes
 // when the request arrived (a refresh that queued here too long is shed, and
@@ -27,15 +28,31 @@ import { PEER_HEADER, peerStamp } from "./socket-peer.js";
 
 type Incoming = { method?: string; url?: string; headers: IncomingHttpHeaders };
 
+export { BUSY_HEADER };
+
+/** Requests this process is answering now, and the most it takes before pages are shed (0: no limit). */
+export interface Load {
+  inFlight: number;
+  limit: number;
+}
+
 /**
  * Records when the request arrived and its socket's peer, and turns any other
  * method into a GET of the 405 handler.
  */
-export function gate(request: Incoming, remoteAddress: string | undefined, arrivedAt: number = performance.now()): void {
+export function gate(
+  request: Incoming,
+  remoteAddress: string | undefined,
+  arrivedAt: number = performance.now(),
+  load: Load = { inFlight: 0, limit: 0 },
+): void {
   // Always overwritten, so a client cannot choose the value. The arrival is
   // recorded even without an address: it is how long a refresh has queued
   // here (refresh.ts), whoever sent it.
   request.headers[PEER_HEADER] = peerStamp(remoteAddress, arrivedAt);
+  // The proxy sheds a marked page (proxy.ts); what else it marks reaches its handler as usual.
+  if (load.limit > 0 && load.inFlight > load.limit) request.headers[BUSY_HEADER] = "1";
+  else delete request.headers[BUSY_HEADER];
   if (!ALLOWED_METHODS.has(request.method ?? "")) {
     request.method = "GET";
     request.url = METHOD_NOT_ALLOWED_PATH;
@@ -50,8 +67,14 @@ export function installRequestGate(): void {
   const g = globalThis as Holder;
   if (g[INSTALLED]) return;
   g[INSTALLED] = true;
+  const load: Load = { inFlight: 0, limit: settings().maxInFlight };
   diagnostics.subscribe("http.server.request.start", (message) => {
-    const { request, socket } = message as { request: IncomingMessage; socket: Socket };
-    gate(request, socket.remoteAddress);
+    const { request, response, socket } = message as { request: IncomingMessage; response: ServerResponse; socket: Socket };
+    load.inFlight += 1;
+    // "close" comes once per response, finished or abandoned.
+    response.once("close", () => {
+      load.inFlight -= 1;
+    });
+    gate(request, socket.remoteAddress, performance.now(), load);
   });
 }

@@ -34,6 +34,10 @@ export interface KizunaSettings {
   refreshGraceMs: number;
   /** How long (ms) a refresh may have waited in this process before it is answered 503 instead of calling the API. */
   refreshMaxWaitMs: number;
+  /** How long (ms) a page may have waited in this process before the proxy answers it 503 (KIZUNA_PAGE_MAX_WAIT); 0: never. */
+  pageMaxWaitMs: number;
+  /** Requests in flight in this process above which pages are shed with a 503 (KIZUNA_MAX_IN_FLIGHT); 0: no limit. */
+  maxInFlight: number;
 }
 
 const HSTS = /^max-age=\d{1,9}(\s*;\s*includeSubDomains)?(\s*;\s*preload)?$/i;
@@ -93,6 +97,31 @@ function refreshTimes(env: NodeJS.ProcessEnv): { refreshGraceMs: number; refresh
   return { refreshGraceMs: grace * 1000, refreshMaxWaitMs: Math.round(wait * 1000) };
 }
 
+/**
+ * KIZUNA_PAGE_MAX_WAIT (seconds, default 2; 0 turns it off), in ms. An
+ * overloaded process sheds pages that have queued this long rather than
+ * render them late: the work piled up behind them would delay every refresh
+ * too, past the API's grace window (issue 11).
+ */
+function pageMaxWait(env: NodeJS.ProcessEnv): number {
+  const text = env.KIZUNA_PAGE_MAX_WAIT?.trim() || "2";
+  const wait = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!(wait >= 0 && wait <= 600)) throw new Error(`KIZUNA_PAGE_MAX_WAIT: ${text} is not a number of seconds from 0 to 600`);
+  return Math.round(wait * 1000);
+}
+
+/**
+ * KIZUNA_MAX_IN_FLIGHT (default 100; 0: no limit). Past it, new pages get a
+ * cheap 503 while refreshes, logins and static files go on: an event loop
+ * kept busy by hundreds of renders reads even a refresh's request late, and
+ * that wait happens before anything can measure it (issue 11).
+ */
+function maxInFlight(env: NodeJS.ProcessEnv): number {
+  const text = env.KIZUNA_MAX_IN_FLIGHT?.trim() || "100";
+  if (!/^\d{1,6}$/.test(text)) throw new Error(`KIZUNA_MAX_IN_FLIGHT: ${text} is not a whole number of requests (0: no limit)`);
+  return Number(text);
+}
+
 let cached: KizunaSettings | undefined;
 
 export function settings(): KizunaSettings {
@@ -142,6 +171,8 @@ export function settings(): KizunaSettings {
     hsts: hsts !== "off" && publicOrigins.some((o) => o.startsWith("https://")) ? hsts : null,
     paths: appPaths(env),
     ...refreshTimes(env),
+    pageMaxWaitMs: pageMaxWait(env),
+    maxInFlight: maxInFlight(env),
   };
   return cached;
 }

@@ -16,6 +16,9 @@
 
 export const PEER_HEADER = "x-kizuna-peer";
 
+/** Set by the request gate (to "1") on a request that arrived while the process was overloaded; deleted from any other. */
+export const BUSY_HEADER = "x-kizuna-busy";
+
 const TOKEN = Symbol.for("kizuna.next.peer-token");
 type Holder = { [TOKEN]?: string };
 

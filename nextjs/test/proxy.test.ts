@@ -2,6 +2,8 @@ import { NextRequest } from "next/server.js";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { kizunaProxy } from "../src/proxy.js";
 import { resetSettings } from "../src/settings.js";
+import { BUSY_HEADER } from "../src/request-gate.js";
+import { PEER_HEADER, peerStamp } from "../src/socket-peer.js";
 import { makeKey, makeToken, type TestKey } from "./keys.js";
 
 // kizunaProxy(options): what the app's proxy.ts does with each request, and
@@ -126,5 +128,70 @@ describe("kizunaProxy: other methods", () => {
     const res = await kizunaProxy()(new NextRequest("http://localhost:3000/notes", { method }));
     expect(res.status).toBe(405);
     expect(res.headers.get("allow")).toBe("GET, HEAD, POST");
+  });
+});
+
+describe("kizunaProxy: a page that waited too long is shed (issue 11)", () => {
+  // An overloaded web process must not queue pages for tens of seconds: work
+  // piled up behind them delays every refresh too, until a racing tab's
+  // token looks stolen. A page that has already waited longer than
+  // KIZUNA_PAGE_MAX_WAIT gets a cheap 503 that retries by itself.
+  const realNow = performance.now.bind(performance);
+  beforeEach(() => {
+    vi.spyOn(performance, "now").mockImplementation(() => realNow() + 60_000);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    delete process.env.KIZUNA_PAGE_MAX_WAIT;
+  });
+  const aged = (path: string, waited: number, cookie?: string) =>
+    new NextRequest(`http://localhost:3000${path}`, {
+      headers: {
+        host: "localhost:3000",
+        [PEER_HEADER]: peerStamp("198.51.100.7", performance.now() - waited),
+        ...(cookie ? { cookie } : {}),
+      },
+    });
+
+  it("answers 503 with Retry-After and a page that retries, for any page, signed in or not", async () => {
+    for (const req of [aged("/notes", 2_500, `access_token=${token}`), aged("/login", 2_500)]) {
+      const res = await kizunaProxy()(req);
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBe("1");
+      expect(res.headers.get("cache-control")).toBe("no-store");
+      expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+      const html = await res.text();
+      expect(html).toContain('http-equiv="refresh"');
+      expect(html).toMatch(/busy/i);
+    }
+  });
+
+  it("lets a page through that waited less, and honours KIZUNA_PAGE_MAX_WAIT (0: never)", async () => {
+    expect(detour(await kizunaProxy()(aged("/notes", 1_500, `access_token=${token}`)))).toBeNull();
+    process.env.KIZUNA_PAGE_MAX_WAIT = "5";
+    resetSettings();
+    expect(detour(await kizunaProxy()(aged("/notes", 4_000, `access_token=${token}`)))).toBeNull();
+    expect((await kizunaProxy()(aged("/notes", 6_000, `access_token=${token}`))).status).toBe(503);
+    process.env.KIZUNA_PAGE_MAX_WAIT = "0";
+    resetSettings();
+    expect(detour(await kizunaProxy()(aged("/notes", 60_000, `access_token=${token}`)))).toBeNull();
+  });
+
+  it("refuses a setting that is not a number of seconds", () => {
+    process.env.KIZUNA_PAGE_MAX_WAIT = "soon";
+    resetSettings();
+    return expect(kizunaProxy()(aged("/notes", 0))).rejects.toThrow(/KIZUNA_PAGE_MAX_WAIT/);
+  });
+});
+
+describe("kizunaProxy: a page marked busy by the request gate is shed (issue 11)", () => {
+  it("answers 503 busy for a marked page, whoever asks, and lets an unmarked one through", async () => {
+    const marked = new NextRequest("http://localhost:3000/notes", {
+      headers: { host: "localhost:3000", cookie: `access_token=${token}`, [BUSY_HEADER]: "1" },
+    });
+    const res = await kizunaProxy()(marked);
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect(detour(await kizunaProxy()(get("/notes", `access_token=${token}`)))).toBeNull();
   });
 });

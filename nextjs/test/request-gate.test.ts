@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { describe, expect, it } from "vitest";
 import { METHOD_NOT_ALLOWED_PATH } from "../src/methods.js";
-import { gate } from "../src/request-gate.js";
+import { BUSY_HEADER, gate } from "../src/request-gate.js";
 import { PEER_HEADER, ageMs, arrivedAt, peerStamp, socketPeer } from "../src/socket-peer.js";
 
 // The request-start hook: what it does to a request before Next.js sees it.
@@ -73,4 +73,23 @@ describe("request gate", () => {
       expect(req).toMatchObject({ method: "GET", url: METHOD_NOT_ALLOWED_PATH });
     },
   );
+});
+
+describe("request gate: load (issue 11)", () => {
+  // Under overload the process sheds pages, cheaply, so that the work piling
+  // up behind them cannot delay refreshes past the API's grace window. The
+  // gate counts the requests in flight; above KIZUNA_MAX_IN_FLIGHT it marks a
+  // request busy, and the proxy answers a marked page 503 (refreshes, logins
+  // and static files are never marked away: they reach their handlers).
+  it("marks a request busy only above the limit, and a client cannot mark or unmark one", () => {
+    const calm = { method: "GET", url: "/notes", headers: { [BUSY_HEADER]: "1" } as Record<string, string> };
+    gate(calm, "198.51.100.7", undefined, { inFlight: 10, limit: 100 });
+    expect(calm.headers[BUSY_HEADER]).toBeUndefined();
+    const crowded = { method: "GET", url: "/notes", headers: {} as Record<string, string> };
+    gate(crowded, "198.51.100.7", undefined, { inFlight: 101, limit: 100 });
+    expect(crowded.headers[BUSY_HEADER]).toBe("1");
+    const off = { method: "GET", url: "/notes", headers: {} as Record<string, string> };
+    gate(off, "198.51.100.7", undefined, { inFlight: 10_000, limit: 0 });
+    expect(off.headers[BUSY_HEADER]).toBeUndefined();
+  });
 });
