@@ -23,6 +23,9 @@ const USERS = arg("users", 200);
 const TABS = arg("tabs", 3);
 const SECONDS = arg("seconds", 90);
 const ACCESS_TTL = arg("access-ttl", 2);
+// Users start browsing spread over this many seconds (0: all 3 × N tabs at the same instant,
+// against a process that has served nothing yet: a thundering herd no real site sees).
+const RAMP = arg("ramp", 10);
 const API_PORT = arg("api-port", 18400);
 const WEB_PORT = arg("web-port", 13400);
 
@@ -73,7 +76,7 @@ async function main() {
     webPort: WEB_PORT,
     accessTtl: ACCESS_TTL,
     refreshGrace: 10,
-    apiEnv: { KIZUNA_SIGNUP_PER_IP: "100000", KIZUNA_LOG_LEVEL: "warning" },
+    apiEnv: { KIZUNA_SIGNUP_PER_IP: "100000", KIZUNA_LOG_LEVEL: process.env.BENCH_API_LOG_LEVEL ?? "warning" },
   });
   const same = { origin: sys.web, "sec-fetch-site": "same-origin" };
   let spurious = 0;
@@ -110,7 +113,8 @@ async function main() {
     console.error(`load: ${users.length} users signed in; ${TABS} tabs each, ${SECONDS} s, access tokens ${ACCESS_TTL} s`);
 
     const until = performance.now() + SECONDS * 1000;
-    async function tab(user) {
+    async function tab(user, delay) {
+      await sleep(delay);
       while (performance.now() < until && !user.out) {
         const page = await timed("GET /dashboard", `${sys.web}/dashboard`, {
           headers: { cookie: cookieHeader(user.jar, ["access_token", "device_id"]), accept: "text/html" },
@@ -147,10 +151,10 @@ async function main() {
       }
     }
     const started = performance.now();
-    await Promise.all(users.flatMap((u) => Array.from({ length: TABS }, () => tab(u))));
+    await Promise.all(users.flatMap((u, i) => Array.from({ length: TABS }, () => tab(u, (RAMP * 1000 * i) / users.length))));
     const elapsed = (performance.now() - started) / 1000;
 
-    console.log(`\nKizuna load — ${new Date().toISOString().slice(0, 16)}Z, ${USERS} users × ${TABS} tabs, ${SECONDS} s, access tokens ${ACCESS_TTL} s, grace 10 s, 1 web + 1 API process (SQLite)\n`);
+    console.log(`\nKizuna load — ${new Date().toISOString().slice(0, 16)}Z, ${USERS} users × ${TABS} tabs, ${SECONDS} s (users starting over ${RAMP} s), access tokens ${ACCESS_TTL} s, grace 10 s, 1 web + 1 API process (SQLite)\n`);
     console.log("| endpoint | answers/s (2xx/3xx) | p50 ms | p95 ms | p99 ms | answers by status |");
     console.log("|---|---|---|---|---|---|");
     for (const [endpoint, s] of stats) {

@@ -103,7 +103,7 @@ const BUSY_PAGE = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="2">
+<meta http-equiv="refresh" content="3">
 <meta name="robots" content="noindex">
 <title>One moment</title>
 </head>
@@ -120,7 +120,7 @@ function busy(): Response {
     headers: {
       "content-type": "text/html; charset=utf-8",
       "cache-control": "no-store",
-      "retry-after": "1",
+      "retry-after": "3",
       "content-security-policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     },
   });

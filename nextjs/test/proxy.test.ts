@@ -157,7 +157,7 @@ describe("kizunaProxy: a page that waited too long is shed (issue 11)", () => {
     for (const req of [aged("/notes", 2_500, `access_token=${token}`), aged("/login", 2_500)]) {
       const res = await kizunaProxy()(req);
       expect(res.status).toBe(503);
-      expect(res.headers.get("retry-after")).toBe("1");
+      expect(res.headers.get("retry-after")).toBe("3");
       expect(res.headers.get("cache-control")).toBe("no-store");
       expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
       const html = await res.text();
@@ -191,7 +191,7 @@ describe("kizunaProxy: a page marked busy by the request gate is shed (issue 11)
     });
     const res = await kizunaProxy()(marked);
     expect(res.status).toBe(503);
-    expect(res.headers.get("retry-after")).toBe("1");
+    expect(res.headers.get("retry-after")).toBe("3");
     expect(detour(await kizunaProxy()(get("/notes", `access_token=${token}`)))).toBeNull();
   });
 });
