@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kizuna.embedding import CurrentUser, Kizuna
+from notes_body import OWNER, nobody, notes_of
 
 
 class HostHeader:
@@ -40,9 +41,6 @@ app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 app.add_middleware(HostHeader)
 Kizuna().install(app)
 
-_NOTES: list[dict[str, object]] = [
-    {"id": i, "title": f"Note {i}", "body": "Remember the milk."} for i in range(3)
-]
 
 
 class HostError(Exception):
@@ -61,19 +59,14 @@ async def bare_userinfo() -> dict[str, object]:
 
 @app.get("/api/notes/open")
 async def notes_open() -> dict[str, object]:
-    return {"owner": "5b0e7c2e-2f5c-4c1e-9f4e-0a8d6c3b9e21", "notes": _NOTES}
+    return notes_of(OWNER)
 
 
 @app.get("/api/notes")
 async def notes(user: CurrentUser) -> dict[str, object]:
-    return {"owner": user.user_id, "notes": _NOTES}
-
-
-async def nobody() -> str:
-    return "5b0e7c2e-2f5c-4c1e-9f4e-0a8d6c3b9e21"
+    return notes_of(user.user_id)
 
 
 @app.get("/api/notes/noop")
 async def notes_noop(owner: str = Depends(nobody)) -> dict[str, object]:
-    """The same route behind a dependency that does nothing: FastAPI's own cost of one."""
-    return {"owner": owner, "notes": _NOTES}
+    return notes_of(owner)

@@ -36,16 +36,16 @@ from run import (
     EMAIL,
     HOST,
     KIZUNA,
-    PASSWORD,
     PATIENCE,
     Noise,
     Row,
     Server,
     clean_env,
     free_port,
-    login_sessions,
     loadgen,
+    login_sessions,
     patiently,
+    prepare_store,
     progress,
     start,
     table,
@@ -57,13 +57,7 @@ from run import (
 def start_servers(workdir: Path, signing_alg: str) -> dict[str, Server]:
     data = workdir / "kizuna"
     env = {"KIZUNA_DATA_DIR": str(data), "KIZUNA_SIGNING_ALG": signing_alg}
-    subprocess.run([KIZUNA, "db", "upgrade"], env=clean_env(env), check=True, cwd=workdir,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(
-        [KIZUNA, "users", "create", "--email", EMAIL, "--password-stdin", "--name", "Bench"],
-        input=PASSWORD.encode(), env=clean_env(env), check=True, cwd=workdir,
-        stdout=subprocess.DEVNULL,
-    )
+    prepare_store(workdir, env, [EMAIL])
     credential = subprocess.run(
         [KIZUNA, "services", "create", "bench-notes"],
         env=clean_env(env), check=True, cwd=workdir, capture_output=True, text=True,

@@ -14,6 +14,7 @@ import os
 from fastapi import Depends, FastAPI
 from kizuna_verifier import RevocationFeed, Verifier
 from kizuna_verifier.fastapi import CurrentUser, install
+from notes_body import OWNER, nobody, notes_of
 
 kizuna = os.environ["BENCH_KIZUNA_URL"].rstrip("/")
 cache = os.environ.get("BENCH_VERIFIER_CACHE", "default")
@@ -32,26 +33,18 @@ install(
     ),
 )
 
-_NOTES: list[dict[str, object]] = [
-    {"id": i, "title": f"Note {i}", "body": "Remember the milk."} for i in range(3)
-]
 
 
 @app.get("/api/open")
 async def notes_open() -> dict[str, object]:
-    return {"owner": "5b0e7c2e-2f5c-4c1e-9f4e-0a8d6c3b9e21", "notes": _NOTES}
+    return notes_of(OWNER)
 
 
 @app.get("/api/notes")
 async def notes(user: CurrentUser) -> dict[str, object]:
-    return {"owner": user.user_id, "notes": _NOTES}
-
-
-async def nobody() -> str:
-    return "5b0e7c2e-2f5c-4c1e-9f4e-0a8d6c3b9e21"
+    return notes_of(user.user_id)
 
 
 @app.get("/api/noop")
 async def notes_noop(owner: str = Depends(nobody)) -> dict[str, object]:
-    """The same route behind a dependency that does nothing: FastAPI's own cost of one."""
-    return {"owner": owner, "notes": _NOTES}
+    return notes_of(owner)

@@ -130,9 +130,8 @@ def uvicorn_argv(app: str, port: int, workers: int) -> list[str]:
     ]
 
 
-def start_servers(workdir: Path, workers: int) -> dict[str, Server]:
-    data = workdir / "kizuna"
-    env = {"KIZUNA_DATA_DIR": str(data)}
+def prepare_store(workdir: Path, env: dict[str, str], emails: list[str]) -> None:
+    """A fresh store for a kizuna server of the bench: the schema and the bench's users."""
     subprocess.run(
         [KIZUNA, "db", "upgrade"],
         env=clean_env(env),
@@ -140,7 +139,7 @@ def start_servers(workdir: Path, workers: int) -> dict[str, Server]:
         stdout=subprocess.DEVNULL,
         cwd=workdir,
     )
-    for email in BURST_EMAILS:
+    for email in emails:
         subprocess.run(
             [KIZUNA, "users", "create", "--email", email, "--password-stdin", "--name", "Bench"],
             input=PASSWORD.encode(),
@@ -149,6 +148,12 @@ def start_servers(workdir: Path, workers: int) -> dict[str, Server]:
             stdout=subprocess.DEVNULL,
             cwd=workdir,
         )
+
+
+def start_servers(workdir: Path, workers: int) -> dict[str, Server]:
+    data = workdir / "kizuna"
+    env = {"KIZUNA_DATA_DIR": str(data)}
+    prepare_store(workdir, env, BURST_EMAILS)
 
     minrot_dir = workdir / "minrot"
     minrot_dir.mkdir()

@@ -83,13 +83,18 @@ function appPaths(env: NodeJS.ProcessEnv): AppPaths {
  * lenient than the API. A refresh is shed well before a wait here could
  * outlast that window: by default after 5 s, or half the window if shorter.
  */
+/** A decimal number of seconds ("2", "0.5"), or NaN for anything else. */
+function seconds(text: string): number {
+  return /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+}
+
 function refreshTimes(env: NodeJS.ProcessEnv): { refreshGraceMs: number; refreshMaxWaitMs: number } {
   const graceText = env.KIZUNA_REFRESH_GRACE?.trim() || "10";
   const grace = /^\d{1,3}$/.test(graceText) ? Number(graceText) : NaN;
   if (!(grace <= 120)) throw new Error(`KIZUNA_REFRESH_GRACE: ${graceText} is not a whole number of seconds from 0 to 120`);
   const waitText = env.KIZUNA_REFRESH_MAX_WAIT?.trim();
   if (!waitText) return { refreshGraceMs: grace * 1000, refreshMaxWaitMs: (grace > 0 ? Math.min(5, grace / 2) : 5) * 1000 };
-  const wait = /^\d+(\.\d+)?$/.test(waitText) ? Number(waitText) : NaN;
+  const wait = seconds(waitText);
   if (!(wait > 0)) throw new Error(`KIZUNA_REFRESH_MAX_WAIT: ${waitText} is not a number of seconds above 0`);
   if (grace > 0 && wait >= grace) {
     throw new Error(`KIZUNA_REFRESH_MAX_WAIT: ${waitText} s must stay well below KIZUNA_REFRESH_GRACE (${grace} s)`);
@@ -105,7 +110,7 @@ function refreshTimes(env: NodeJS.ProcessEnv): { refreshGraceMs: number; refresh
  */
 function pageMaxWait(env: NodeJS.ProcessEnv): number {
   const text = env.KIZUNA_PAGE_MAX_WAIT?.trim() || "2";
-  const wait = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  const wait = seconds(text);
   if (!(wait >= 0 && wait <= 600)) throw new Error(`KIZUNA_PAGE_MAX_WAIT: ${text} is not a number of seconds from 0 to 600`);
   return Math.round(wait * 1000);
 }
