@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
 
-.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e test-verifier test-packages bench bench-api bench-integrate bench-web bench-load
+.PHONY: help setup setup-python setup-web run test test-api lint test-web test-e2e test-verifier test-packages bench bench-api bench-integrate bench-web bench-load bench-pages
 
 help:
 	@echo "make run    install what is needed and start API + web (http://localhost:3000)"
@@ -56,5 +56,10 @@ bench-integrate: setup-python
 bench-load: setup-python setup-web
 	./web/scripts/build.sh --if-stale
 	node bench/web/load.mjs
+
+# Server-rendered pages/s of one web process, and with 2 web processes / 2 API workers.
+bench-pages: setup-python setup-web
+	./web/scripts/build.sh --if-stale
+	node bench/web/pages.mjs
 
 bench: bench-api bench-integrate bench-web

@@ -25,7 +25,9 @@ async function waitFor(url, proc, name) {
   throw new Error(`${name} did not start`);
 }
 
-export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 2, apiEnv = {}, webEnv = {} }) {
+// webReplicas: that many `next start` processes on webPort, webPort + 1, ... (all returned in
+// `webs`); apiWorkers: `kizuna serve --workers N`.
+export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 2, apiEnv = {}, webEnv = {}, webReplicas = 1, apiWorkers = 1 }) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "kizuna-bench-"));
   const env = {
     ...process.env,
@@ -39,12 +41,13 @@ export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 
   const r = spawnSync(KIZUNA, ["db", "upgrade"], { env, encoding: "utf8" });
   if (r.status !== 0) throw new Error(`kizuna db upgrade: ${r.stderr}`);
   const log = fs.openSync(path.join(dataDir, "servers.log"), "w");
-  const api = spawn(KIZUNA, ["serve", "--host", "127.0.0.1", "--port", String(apiPort)], {
+  const api = spawn(KIZUNA, ["serve", "--host", "127.0.0.1", "--port", String(apiPort), "--workers", String(apiWorkers)], {
     env, stdio: ["ignore", log, log], detached: true,
   });
-  const web = spawn(
+  const webPorts = Array.from({ length: webReplicas }, (_, i) => webPort + i);
+  const webProcs = webPorts.map((port) => spawn(
     process.execPath,
-    [path.join(ROOT, "web/node_modules/next/dist/bin/next"), "start", "--port", String(webPort), "--hostname", "127.0.0.1"],
+    [path.join(ROOT, "web/node_modules/next/dist/bin/next"), "start", "--port", String(port), "--hostname", "127.0.0.1"],
     {
       cwd: path.join(ROOT, "web"),
       env: {
@@ -58,9 +61,9 @@ export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 
       stdio: ["ignore", log, log],
       detached: true,
     },
-  );
+  ));
   const stop = async () => {
-    for (const p of [web, api]) {
+    for (const p of [...webProcs, api]) {
       if (p.exitCode === null && p.pid) {
         const gone = new Promise((r) => p.once("exit", r));
         try { process.kill(-p.pid, "SIGTERM"); } catch { /* gone */ }
@@ -70,16 +73,17 @@ export async function startSystem({ apiPort, webPort, accessTtl, refreshGrace = 
     if (process.env.BENCH_KEEP_LOGS) fs.copyFileSync(path.join(dataDir, "servers.log"), process.env.BENCH_KEEP_LOGS);
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
-  const onExit = () => { for (const p of [web, api]) try { process.kill(-p.pid, "SIGTERM"); } catch { /* gone */ } };
+  const onExit = () => { for (const p of [...webProcs, api]) try { process.kill(-p.pid, "SIGTERM"); } catch { /* gone */ } };
   process.once("SIGINT", () => { onExit(); process.exit(130); });
   try {
     await waitFor(`http://127.0.0.1:${apiPort}/readyz`, api, "api");
-    await waitFor(`http://127.0.0.1:${webPort}/login`, web, "web");
+    for (const [i, port] of webPorts.entries()) await waitFor(`http://127.0.0.1:${port}/login`, webProcs[i], "web");
   } catch (err) {
     await stop();
     throw err;
   }
-  return { api: `http://127.0.0.1:${apiPort}`, web: `http://localhost:${webPort}`, stop };
+  const webs = webPorts.map((port) => `http://localhost:${port}`);
+  return { api: `http://127.0.0.1:${apiPort}`, web: webs[0], webs, stop };
 }
 
 /** A new account, signed in through the web tier; returns its Cookie header. */
