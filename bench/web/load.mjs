@@ -292,10 +292,14 @@ async function main() {
     const codes = [...spuriousCodes].map(([k, v]) => `${k}: ${v}`).join(", ");
     lag.disable();
     console.log(`\nload generator's own event-loop delay: p99 ${(lag.percentile(99) / 1e6).toFixed(0)} ms, max ${(lag.max / 1e6).toFixed(0)} ms`);
+    // A tier being down or slow must show as 503 (Retry-After), never as another 5xx.
+    let serverErrors = 0;
+    for (const [, st] of stats) for (const [code, n] of st.status) if (/^5\d\d$/.test(code) && code !== "503") serverErrors += n;
+    console.log(`answers 5xx other than 503: ${serverErrors}`);
     const revokedUsers = users.filter((u) => u.revoked).length;
     console.log(`\nspurious logouts: ${spurious} of ${USERS - revokedUsers} users never signed out${codes ? ` (refreshes answered 401: ${codes})` : ""}`);
     console.log(`accepted revoked tokens: ${probes.accepted} (${probes.sessions} sessions signed out during the run, ${probes.replays} replays of their tokens; the last acceptance came ${probes.lastAcceptedMs.toFixed(0)} ms after the sign-out, bound ${REVOKE_BOUND} ms)`);
-    process.exitCode = spurious === 0 && probes.accepted === 0 ? 0 : 1;
+    process.exitCode = spurious === 0 && probes.accepted === 0 && serverErrors === 0 ? 0 : 1;
   } finally {
     await sys.stop();
   }
