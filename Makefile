@@ -63,3 +63,18 @@ bench-pages: setup-python setup-web
 	node bench/web/pages.mjs
 
 bench: bench-api bench-integrate bench-web
+
+# The scale-out topology on loopback (deploy/README.md): nginx (TLS, HTTP/2) → 2 web
+# replicas → 2 API replicas → PostgreSQL + Redis. `make cluster` starts it and returns;
+# `make cluster-down` stops it; `make test-cluster` runs the HTTPS browser tests on it.
+.PHONY: cluster cluster-down test-cluster
+
+cluster: setup
+	@if [ "$$(id -u)" -eq 0 ]; then ./scripts/setup-services.sh; fi
+	@./deploy/cluster/cluster.sh up
+
+cluster-down:
+	@./deploy/cluster/cluster.sh down
+
+test-cluster: setup
+	@./scripts/test-cluster.sh
