@@ -82,7 +82,7 @@ for scenario in "${SCENARIOS[@]}"; do
     echo
     echo "store after the run:"
     echo "- sessions with more than one live refresh token (forked): $(psql_cluster "SELECT count(*) FROM (SELECT session_id FROM refresh_tokens WHERE rotated_at IS NULL AND revoked_at IS NULL GROUP BY session_id HAVING count(*) > 1) f")"
-    echo "- sessions ended, by reason: $(psql_cluster "SELECT coalesce(revoke_reason, '?') || ': ' || count(*) FROM sessions WHERE revoked_at IS NOT NULL GROUP BY 1 ORDER BY 1" | paste -sd, -)"
+    echo "- sessions ended, by reason: $(psql_cluster "SELECT r || ': ' || n FROM (SELECT coalesce(revoke_reason, '?') AS r, count(*) AS n FROM sessions WHERE revoked_at IS NOT NULL GROUP BY 1) c ORDER BY 1" | paste -sd, -)"
   } >> "$result"
   cat "$result"
   forked=$(psql_cluster "SELECT count(*) FROM (SELECT session_id FROM refresh_tokens WHERE rotated_at IS NULL AND revoked_at IS NULL GROUP BY session_id HAVING count(*) > 1) f")
