@@ -1,6 +1,7 @@
 import "server-only";
 import { clientAddress } from "./client-address.js";
 import { pickCookies } from "./cookies.js";
+import { UNAVAILABLE_DIGEST } from "./outage-digest.js";
 import { settings } from "./settings.js";
 import { ageMs, arrivedAt } from "./socket-peer.js";
 
@@ -17,13 +18,26 @@ export interface Problem {
   detail?: string;
 }
 
-/** The API could not be reached or answered with something that is not HTTP (also your own API, server.ts). */
+/**
+ * The API could not be reached, did not answer in time, or answered with
+ * something that is not HTTP; from the server helpers (server.tsx, also for
+ * your own API), also an answer of 502, 503 or 504. A page that lets it
+ * through answers 503 and tries again by itself (outage.ts).
+ */
 export class ApiUnavailableError extends Error {
-  constructor(cause?: unknown) {
-    super("The API is unavailable", { cause });
+  /** The API's status (502, 503, 504) when it answered; null when it did not. */
+  readonly status: number | null;
+  /** What Next.js shows the browser's error boundary of it (outage-digest.ts). */
+  readonly digest = UNAVAILABLE_DIGEST;
+  constructor(cause?: unknown, status: number | null = null) {
+    super(status === null ? "The API is unavailable" : `The API is unavailable (it answered ${status})`, { cause });
     this.name = "ApiUnavailableError";
+    this.status = status;
   }
 }
+
+/** Answers that mean the API (or what stands in front of it) cannot serve now: try again later. */
+export const UNAVAILABLE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
 
 /**
  * The header of a refresh that tells the API how long (whole ms) the

@@ -1,7 +1,9 @@
 "use client";
 
-import { useEffect } from "react";
+import { useEffect, type ReactElement } from "react";
+import { isUnavailableError } from "./outage-digest.js";
 import { DEFAULT_PATHS, REFRESH_PATH } from "./paths.js";
+import { RETRY_WORDS } from "./retry-page.js";
 import {
   EXPIRES_IN_HEADER,
   REFRESH_LOCK,
@@ -140,3 +142,28 @@ export function SessionKeeper({ expiresIn, lifetime, loginPath = DEFAULT_PATHS.l
 
   return null;
 }
+
+/**
+ * For the app's error.tsx, when `isUnavailableError(error)`: a page reached
+ * by an in-app link failed because a tier behind the web tier was
+ * unavailable. Next.js answers such a navigation 200 and shows the error
+ * boundary, so the server's 503 page (outage.ts) cannot; this says the same
+ * words (a heading and a paragraph, for the app's own frame) and, like that
+ * page, loads the address again after a few seconds: the page itself once
+ * the tier is back, else the server's 503 page, which goes on trying.
+ */
+export function UnavailableNotice(): ReactElement {
+  const { title, text, seconds } = RETRY_WORDS.unavailable;
+  useEffect(() => {
+    const timer = setTimeout(() => window.location.reload(), seconds * 1000);
+    return () => clearTimeout(timer);
+  }, [seconds]);
+  return (
+    <>
+      <h1>{title}</h1>
+      <p role="status">{text}</p>
+    </>
+  );
+}
+
+export { isUnavailableError };

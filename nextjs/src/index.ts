@@ -12,3 +12,4 @@ export {
   type SessionMessage,
 } from "./session-sync.js";
 export { KIZUNA_CODES, type ApiCode, type KizunaCode, type MessageCode } from "./codes.js";
+export { UNAVAILABLE_DIGEST, isUnavailableError } from "./outage-digest.js";

@@ -4,6 +4,7 @@ import { verifyAccessToken } from "./access-token.js";
 import { PATH_HEADER, createNonce, methodNotAllowed, pageCsp } from "./headers.js";
 import { ALLOW, ALLOWED_METHODS } from "./methods.js";
 import { refreshUrl } from "./paths.js";
+import { retryResponse } from "./retry-page.js";
 import { refuseCrossSite, withDeploymentHeaders } from "./route-handlers.js";
 import { settings } from "./settings.js";
 import { BUSY_HEADER, ageMs, arrivedAt } from "./socket-peer.js";
@@ -98,32 +99,9 @@ export function kizunaProxy(options: ProxyOptions = {}): (request: NextRequest) 
   };
 }
 
-const BUSY_PAGE = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="3">
-<meta name="robots" content="noindex">
-<title>One moment</title>
-</head>
-<body>
-<p>The site is busy right now. This page will try again in a moment.</p>
-</body>
-</html>
-`;
-
 /** 503 for a page shed under load: tries again by itself (no script), changes nothing. */
 function busy(): Response {
-  return new Response(BUSY_PAGE, {
-    status: 503,
-    headers: {
-      "content-type": "text/html; charset=utf-8",
-      "cache-control": "no-store",
-      "retry-after": "3",
-      "content-security-policy": "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    },
-  });
+  return retryResponse("busy");
 }
 
 function detour(request: NextRequest, path: string): Response {

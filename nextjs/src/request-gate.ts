@@ -3,13 +3,16 @@ import diagnostics from "node:diagnostics_channel";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { ALLOWED_METHODS, METHOD_NOT_ALLOWED_PATH } from "./methods.js";
+import { REQUEST_ID_HEADER, answerOutages, openRecord } from "./outage.js";
 import { settings } from "./settings.js";
 import { BUSY_HEADER, PEER_HEADER, peerStamp } from "./socket-peer.js";
 
 // What the web tier does to each request before Next.js sees it: it notes
 // when the request arrived (a refresh that queued here too long is shed, and
-// the API is told how long it waited: refresh.ts) and where from. Under
-// `next start`, Next.js 16 gives a route handler or the proxy no way to learn
+// the API is told how long it waited: refresh.ts) and where from, and it
+// gives the request a record of the tiers behind that failed it, so that a
+// page that failed for an unavailable API answers 503, not 500 (outage.ts).
+// Under `next start`, Next.js 16 gives a route handler or the proxy no way to learn
 // the socket's address: NextRequest has no `ip`, and
 // next/dist/server/base-server.js only fills X-Forwarded-For (and -Host,
 // -Proto, -Port) in with `??=`, from the socket when the client sent none,
@@ -71,10 +74,15 @@ export function installRequestGate(): void {
   diagnostics.subscribe("http.server.request.start", (message) => {
     const { request, response, socket } = message as { request: IncomingMessage; response: ServerResponse; socket: Socket };
     load.inFlight += 1;
+    const outage = openRecord();
     // "close" comes once per response, finished or abandoned.
     response.once("close", () => {
       load.inFlight -= 1;
+      outage.close();
     });
     gate(request, socket.remoteAddress, performance.now(), load);
+    // Always overwritten, so a client cannot name another request's record.
+    request.headers[REQUEST_ID_HEADER] = outage.id;
+    answerOutages(request.method, response, () => outage.record.unavailable);
   });
 }

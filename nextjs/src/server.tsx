@@ -3,10 +3,11 @@ import { cookies, headers } from "next/headers.js";
 import { forbidden, redirect } from "next/navigation.js";
 import { cache, type ReactElement } from "react";
 import { verifyAccessToken } from "./access-token.js";
-import { ApiUnavailableError } from "./api-client.js";
+import { ApiUnavailableError, UNAVAILABLE_STATUSES } from "./api-client.js";
 import { SessionKeeper } from "./client.js";
 import { clientAddress, fromTrustedProxy } from "./client-address.js";
 import { PATH_HEADER } from "./headers.js";
+import { noteUnavailable } from "./outage.js";
 import { expectedOrigins } from "./origin.js";
 import { refreshUrl, safeNext } from "./paths.js";
 import { settings } from "./settings.js";
@@ -106,14 +107,33 @@ export interface ApiClientOptions {
 export type ApiClient = (path: string | URL, init?: ApiFetchInit) => Promise<Response>;
 
 /**
+ * Throws ApiUnavailableError for the request being answered, noted so that a
+ * page that lets it through answers 503 with the page that tries again by
+ * itself, not 500 (outage.ts). For an app's own check of a service the
+ * helpers below do not call: `if (!healthy) await serviceUnavailable()`.
+ */
+export async function serviceUnavailable(cause?: unknown, status: number | null = null): Promise<never> {
+  let incoming: Awaited<ReturnType<typeof headers>> | null = null;
+  try {
+    incoming = await headers();
+  } catch {
+    // Outside a request (a script): nothing to note.
+  }
+  noteUnavailable(incoming);
+  throw new ApiUnavailableError(cause, status);
+}
+
+/**
  * A fetch() for the app's own API (not Kizuna's), as the signed-in user, from
  * server components, route handlers and server actions: it sends
  * `Authorization: Bearer <access token>`, and takes the refresh path instead
  * of failing when there is no token or the API answers 401 (the token
  * expired meanwhile, or the session was revoked): a redirect through the
  * refresh detour, marked "rejected" after a 401 so the refresh asks Kizuna's
- * API, back to `next`. Every other answer is returned as it is; no answer at
- * all throws ApiUnavailableError.
+ * API, back to `next`. No answer, none in time (`timeoutMs`), or an answer of
+ * 502, 503 or 504 throws ApiUnavailableError (serviceUnavailable): a page
+ * that lets it through answers 503 and tries again by itself. Every other
+ * answer is returned as it is.
  */
 export function createApiClient(options: ApiClientOptions = {}): ApiClient {
   const { baseUrl = "", forwardClient = true, timeoutMs = 10_000 } = options;
@@ -144,9 +164,14 @@ export function createApiClient(options: ApiClientOptions = {}): ApiClient {
         signal: rest.signal ?? AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      throw new ApiUnavailableError(err);
+      return serviceUnavailable(err);
     }
     if (res.status === 401) redirect(refreshUrl(await back(), { rejected: true }, s.paths));
+    if (UNAVAILABLE_STATUSES.has(res.status)) {
+      // Nobody reads it: let the connection go back to the pool.
+      await res.body?.cancel().catch(() => undefined);
+      return serviceUnavailable(undefined, res.status);
+    }
     return res;
   };
 }

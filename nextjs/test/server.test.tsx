@@ -2,6 +2,8 @@ import type { ReactElement } from "react";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { SessionKeeper } from "../src/client.js";
 import { ApiUnavailableError } from "../src/api-client.js";
+import { UNAVAILABLE_DIGEST, isUnavailableError } from "../src/outage-digest.js";
+import { REQUEST_ID_HEADER, openRecord } from "../src/outage.js";
 import { resetSettings } from "../src/settings.js";
 import { PEER_HEADER, peerStamp } from "../src/socket-peer.js";
 import { makeKey, makeToken, type TestKey } from "./keys.js";
@@ -18,7 +20,9 @@ vi.mock("next/headers.js", () => ({
   headers: async () => request.headers,
 }));
 
-const { apiFetch, createApiClient, getSession, KeepSessionFresh, kizunaApi, requireRole, requireSession } = await import("../src/server.js");
+const { apiFetch, createApiClient, getSession, KeepSessionFresh, kizunaApi, requireRole, requireSession, serviceUnavailable } = await import(
+  "../src/server.js"
+);
 
 const KIZUNA = "http://kizuna.test";
 const APP_API = "http://notes.test";
@@ -145,7 +149,7 @@ describe("apiFetch / createApiClient: the app's own API as the signed-in user", 
 
   it("returns every other answer as it is, and throws ApiUnavailableError for no answer", async () => {
     await signIn();
-    for (const status of [403, 404, 500, 503]) {
+    for (const status of [403, 404, 500]) {
       answer = () => new Response(null, { status });
       expect((await notes("/notes")).status).toBe(status);
     }
@@ -167,6 +171,76 @@ describe("apiFetch / createApiClient: the app's own API as the signed-in user", 
     const sent = new Headers(calls[2]!.init.headers);
     expect(sent.get("user-agent")).toBeNull();
     expect(sent.get("authorization")).toMatch(/^Bearer /);
+  });
+});
+
+describe("the API unavailable: the page answers 503, not 500 (issue 11)", () => {
+  // The gate's record of the request (request-gate.ts opens one for each), named by the header Next.js hands the page.
+  function gatedRequest() {
+    const outage = openRecord();
+    request.headers.set(REQUEST_ID_HEADER, outage.id);
+    return outage;
+  }
+
+  const notes = createApiClient({ baseUrl: APP_API, timeoutMs: 50 });
+
+  it.each([502, 503, 504])("an answer of %i throws ApiUnavailableError, noted on the request", async (status) => {
+    await signIn();
+    const outage = gatedRequest();
+    answer = () => Response.json({ code: "store_unavailable" }, { status });
+    const { error } = await thrown(notes("/notes"));
+    expect(error).toBeInstanceOf(ApiUnavailableError);
+    expect((error as ApiUnavailableError).status).toBe(status);
+    expect(outage.record.unavailable).toBe(true);
+    outage.close();
+  });
+
+  it("no answer, or none in time, throws ApiUnavailableError, noted on the request", async () => {
+    await signIn();
+    const refused = gatedRequest();
+    answer = () => {
+      throw new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" }) });
+    };
+    expect((await thrown(notes("/notes"))).error).toBeInstanceOf(ApiUnavailableError);
+    expect(refused.record.unavailable).toBe(true);
+    refused.close();
+
+    const hung = gatedRequest();
+    vi.stubGlobal("fetch", (_input: string, init: RequestInit) => new Promise((_resolve, reject) => {
+      init.signal?.addEventListener("abort", () => reject(init.signal?.reason));
+    }));
+    const { error } = await thrown(notes("/notes"));
+    expect(error).toBeInstanceOf(ApiUnavailableError);
+    expect((error as ApiUnavailableError).status).toBeNull();
+    expect(hung.record.unavailable).toBe(true);
+    hung.close();
+  });
+
+  it("every other answer leaves the request unnoted", async () => {
+    await signIn();
+    const outage = gatedRequest();
+    for (const status of [200, 403, 404, 500]) {
+      answer = () => new Response(null, { status });
+      await notes("/notes");
+    }
+    expect(outage.record.unavailable).toBe(false);
+    outage.close();
+  });
+
+  it("serviceUnavailable() notes the request and throws, for an app's own check of another service", async () => {
+    const outage = gatedRequest();
+    const { error } = await thrown(serviceUnavailable(new Error("the search index is down")));
+    expect(error).toBeInstanceOf(ApiUnavailableError);
+    expect(outage.record.unavailable).toBe(true);
+    outage.close();
+  });
+
+  it("reaches the browser's error boundary as a digest it can tell (Next.js keeps an error's own digest)", () => {
+    const error = new ApiUnavailableError(new TypeError("fetch failed"));
+    expect(error.digest).toBe(UNAVAILABLE_DIGEST);
+    expect(isUnavailableError({ digest: error.digest })).toBe(true);
+    expect(isUnavailableError({ digest: "3215761813" })).toBe(false);
+    expect(isUnavailableError(new Error("x"))).toBe(false);
   });
 });
 

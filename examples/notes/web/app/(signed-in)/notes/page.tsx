@@ -2,6 +2,8 @@ import { notesApi, type Note } from "@/lib/notes-api";
 import { addNote, deleteNote } from "./actions";
 
 // Server-rendered from the notes API, called with the user's access token.
+// While that API (or Kizuna's) is down, notesApi throws ApiUnavailableError
+// and the page answers 503 with a page that tries again by itself.
 export default async function NotesPage({ searchParams }: { searchParams: Promise<{ error?: string }> }) {
   const res = await notesApi("/notes");
   if (!res.ok) throw new Error(`the notes API answered ${res.status}`);
