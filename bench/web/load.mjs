@@ -232,6 +232,8 @@ async function main() {
       probes.sessions += 1;
       const revokedAt = performance.now();
       while (performance.now() - revokedAt < 3000) {
+        // Each replay is judged by when it was sent (a slow answer is not a late refusal).
+        const sent = performance.now() - revokedAt;
         const checks = [];
         if (held.has("access_token")) {
           checks.push(
@@ -254,13 +256,11 @@ async function main() {
             return jar.has("access_token") ? bearerAccepted(jar.get("access_token")) : false;
           }),
         );
-        const outcomes = await Promise.all(checks);
-        const at = performance.now() - revokedAt;
-        for (const accepted of outcomes) {
+        for (const accepted of await Promise.all(checks)) {
           probes.replays += 1;
           if (accepted) {
-            probes.lastAcceptedMs = Math.max(probes.lastAcceptedMs, at);
-            if (at > REVOKE_BOUND) probes.accepted += 1;
+            probes.lastAcceptedMs = Math.max(probes.lastAcceptedMs, sent);
+            if (sent > REVOKE_BOUND) probes.accepted += 1;
           }
         }
         await sleep(150);
@@ -298,7 +298,7 @@ async function main() {
     console.log(`answers 5xx other than 503: ${serverErrors}`);
     const revokedUsers = users.filter((u) => u.revoked).length;
     console.log(`\nspurious logouts: ${spurious} of ${USERS - revokedUsers} users never signed out${codes ? ` (refreshes answered 401: ${codes})` : ""}`);
-    console.log(`accepted revoked tokens: ${probes.accepted} (${probes.sessions} sessions signed out during the run, ${probes.replays} replays of their tokens; the last acceptance came ${probes.lastAcceptedMs.toFixed(0)} ms after the sign-out, bound ${REVOKE_BOUND} ms)`);
+    console.log(`accepted revoked tokens: ${probes.accepted} (${probes.sessions} sessions signed out during the run, ${probes.replays} replays of their tokens; the last accepted replay was sent ${probes.lastAcceptedMs.toFixed(0)} ms after the sign-out was answered, bound ${REVOKE_BOUND} ms)`);
     process.exitCode = spurious === 0 && probes.accepted === 0 && serverErrors === 0 ? 0 : 1;
   } finally {
     await sys.stop();
