@@ -287,7 +287,7 @@ async def test_admin_lists_users(harness: Harness, admin: httpx.AsyncClient) -> 
     ada = await harness.user(roles=("editor",))
     response = await admin.get("/api/admin/users")
     assert response.status_code == 200, response.text
-    users = {u["email"]: u for u in response.json()}
+    users = {u["email"]: u for u in response.json()["users"]}
     assert set(users) == {EMAIL, ADMIN}
     for user in users.values():
         assert set(user) == {"id", "email", "name", "roles", "disabled", "created_at"}
@@ -319,7 +319,7 @@ async def test_admin_role_change_shows_in_userinfo_and_the_next_access_token(
         claims = harness.services.access_tokens.verify(access_cookie(browser))
         assert sorted(claims.roles) == ["editor", "viewer"]
         # The admin's list agrees.
-        listed = {u["id"]: u for u in (await admin.get("/api/admin/users")).json()}
+        listed = {u["id"]: u for u in (await admin.get("/api/admin/users")).json()["users"]}
         assert listed[ada]["roles"] == ["editor", "viewer"]
 
 
@@ -396,6 +396,6 @@ async def test_admin_patch_invalid(
     ada = await harness.user(roles=("editor",))
     response = await admin.patch(f"/api/admin/users/{ada}", json=body)
     assert_problem(response, 422, "validation_error")
-    listed = {u["id"]: u for u in (await admin.get("/api/admin/users")).json()}
+    listed = {u["id"]: u for u in (await admin.get("/api/admin/users")).json()["users"]}
     assert listed[ada]["roles"] == ["editor"]
     assert listed[ada]["disabled"] is False

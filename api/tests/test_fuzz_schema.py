@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 from kizuna import migrate
 from kizuna.app import KizunaAPI, create_app
 from kizuna.settings import Settings
-from tests.conftest import PASSWORD, _harness
+from tests.conftest import PASSWORD, _harness, store_url
 from tests.fuzzing import EXAMPLES
 
 CHECKS = [
@@ -113,6 +113,7 @@ class Target:
 def _prepare(data_dir: Path) -> Settings:
     settings = Settings(
         data_dir=data_dir,
+        database_url=store_url(data_dir),
         log_json=True,
         log_level="critical",
         # A whole fuzz run comes from one address and guesses passwords all along: with the
@@ -165,7 +166,9 @@ ANSWERS = {
     ("GET", "/api/userinfo"): {401, 503},
     ("GET", "/api/sessions"): {401, 503},
     ("DELETE", "/api/sessions/{session_id}"): {401, 404, 503},
-    ("GET", "/api/admin/users"): {401, 403, 503},
+    ("GET", "/api/admin/users"): {401, 403, 422, 503},
+    ("GET", "/api/admin/users/{user_id}"): {401, 403, 404, 503},
+    ("GET", "/api/admin/users/{user_id}/events"): {401, 403, 404, 422, 503},
     ("PATCH", "/api/admin/users/{user_id}"): {400, 401, 403, 404, 413, 422, 503},
     ("GET", "/api/revocations"): {401, 422, 503},
     ("GET", "/readyz"): {503},

@@ -124,7 +124,8 @@ async def test_a_changed_account_is_not_served_from_the_answer_cache(harness: Ha
         ]
         await harness.user("root@example.com", roles=("admin",))
         await harness.login(admin, "root@example.com")
-        ada = next(u for u in (await admin.get("/api/admin/users")).json() if u["email"] == EMAIL)
+        listed = (await admin.get("/api/admin/users")).json()["users"]
+        ada = next(u for u in listed if u["email"] == EMAIL)
         patched = await admin.patch(f"/api/admin/users/{ada['id']}", json={"roles": ["viewer"]})
         assert patched.status_code == 200, patched.text
         response = await client.get("/api/userinfo", headers=bearer(token))

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, select, update
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql.base import Executable
 
@@ -32,6 +33,7 @@ from kizuna.models import Base
 from kizuna.problems import is_store_failure
 from kizuna.store import changes, health, locks, revocations, throttle_hits
 from kizuna.store import refresh_tokens as token_store
+from kizuna.store import security_events as event_store
 from kizuna.store import service_credentials as credential_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
@@ -39,6 +41,11 @@ from tests import tables as tests_tables
 from tests.conftest import Harness
 from tests.tables import security_events, sessions, users
 from tests.tables import throttle_hits as throttle_hits_table
+
+pytestmark = pytest.mark.sqlite_only(
+    "the SQLite writer thread and its direct sqlite3 paths; on PostgreSQL every unit of work "
+    "runs through SQLAlchemy on asyncpg, which the rest of the suite exercises"
+)
 
 
 async def a_session(harness: Harness) -> str:
@@ -56,8 +63,12 @@ async def current_token_id(db: Database, session_id: str) -> str:
 
 @contextmanager
 def plain_sqlalchemy(db: Database) -> Iterator[Engine]:
-    """The same file through SQLAlchemy's own engine, ``Connection`` and ``Result``."""
+    """The same file through SQLAlchemy's own engine, ``Connection`` and ``Result``, with
+    foreign keys enforced as on the store's own connections (deleting a session cascades)."""
     engine = create_engine(sync_sqlite_url(db.url))
+    sqlalchemy_event.listen(
+        engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON")
+    )
     try:
         yield engine
     finally:
@@ -404,11 +415,61 @@ def cases(ids: dict[str, Any]) -> list[Case]:
         Case(throttle_hits._FORGET, {"b_bucket": ids["bucket"], "b_since": NOW}),
         Case(throttle_hits._REMOVE, {"b_id": ids["hit_id"]}),
         Case(throttle_hits._PURGE, {"b_since": NOW}),
+        # the purge (kizuna.purge): batches that delete some, all or nothing, and its counts
+        *(
+            Case(statement, {"b_before": when, "b_limit": limit})
+            for statement in (
+                token_store._PURGE_EXPIRED,
+                token_store._PURGE_REVOKED,
+                session_store._PURGE_REVOKED,
+                session_store._PURGE_EXPIRED,
+                session_store._PURGE_EVENTS,
+                changes._PURGE,
+            )
+            for when, limit in ((NOW, 1), (NOW, 1000), (LONG_AGO, 1000))
+        ),
+        *(
+            Case(session_store._PURGE_IDLE, {"b_before": when, "b_idle_before": when, "b_limit": n})
+            for when, n in ((NOW, 1), (NOW, 1000), (LONG_AGO, 1000))
+        ),
+        *(
+            Case(statement, {"b_before": when})
+            for statement in (
+                token_store._PURGEABLE,
+                session_store._PURGEABLE_EVENTS,
+                changes._PURGEABLE,
+            )
+            for when in (NOW, LONG_AGO)
+        ),
+        Case(session_store._PURGEABLE, {"b_before": NOW, "b_idle_before": NOW}),
+        Case(session_store._PURGEABLE, {"b_before": LONG_AGO, "b_idle_before": LONG_AGO}),
+        Case(throttle_hits._PURGE_SOME, {"b_since": NOW, "b_limit": 1000}),
+        Case(throttle_hits._PURGE_SOME, {"b_since": LONG_AGO, "b_limit": 1000}),
+        Case(throttle_hits._PURGEABLE, {"b_since": NOW}),
         # users
         Case(user_store._BY_EMAIL, {"b_email": "ada@example.com"}),
         Case(user_store._BY_EMAIL, {"b_email": "nobody@example.com"}),
         Case(user_store._BY_ID, {"b_user_id": user_id}),
         Case(user_store._ALL, {}),
+        # the admin's pages of users, of a user's sessions and events
+        Case(user_store._PAGE_AFTER, {"b_after": "", "b_limit": 10}),
+        Case(user_store._PAGE_AFTER, {"b_after": "ada@example.com", "b_limit": 1}),
+        Case(user_store._PAGE_FROM_BELOW, {"b_from": "b", "b_below": "c", "b_limit": 10}),
+        Case(user_store._PAGE_AFTER_BELOW, {"b_after": "a", "b_below": "b", "b_limit": 10}),
+        Case(user_store._PAGE_BEFORE, {"b_before": "z", "b_from": "", "b_limit": 10}),
+        Case(session_store._OF_USER, {"b_user_id": user_id, "b_limit": 10}),
+        Case(session_store._OF_USER, {"b_user_id": "no-such-user", "b_limit": 10}),
+        Case(event_store._FIRST, {"b_user_id": user_id, "b_limit": 10}),
+        Case(event_store._OLDER, {"b_user_id": user_id, "b_at": NOW, "b_id": 10**9, "b_limit": 9}),
+        Case(event_store._OLDER, {"b_user_id": user_id, "b_at": LONG_AGO, "b_id": 1, "b_limit": 9}),
+        Case(
+            event_store._RECENT_FOR_USER,
+            {"b_user_id": user_id, "b_since": LONG_AGO, "b_kind": "probe"},
+        ),
+        Case(
+            event_store._RECENT_FROM_ADDRESS,
+            {"b_ip": "", "b_since": LONG_AGO, "b_kind": "probe"},
+        ),
         Case(user_store._INSERT, new_user),
         Case(user_store._INSERT, {**new_user, "b_email": "ada@example.com"}),  # email taken
         Case(

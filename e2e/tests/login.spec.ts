@@ -186,6 +186,9 @@ test.describe("roles", () => {
     await login(adminPage, ADMIN);
     await adminPage.getByRole("link", { name: "Admin" }).click();
     await expect(adminPage).toHaveURL(`${WEB}/admin`);
+    // One page of many: find the user by the start of their email.
+    await adminPage.getByLabel("Email starts with").fill(user.email);
+    await adminPage.getByRole("button", { name: "Search" }).click();
     const row = adminPage.locator(`tr[data-user-email="${user.email}"]`);
     await expect(row).toContainText(user.name);
 

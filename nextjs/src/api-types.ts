@@ -30,7 +30,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Users */
+        /**
+         * List Users
+         * @description Users in email order, a page at a time, however many there are.
+         */
         get: operations["list_users_api_admin_users_get"];
         put?: never;
         post?: never;
@@ -47,7 +50,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Get User
+         * @description A user and their sessions (live, revoked and expired), newest first.
+         */
+        get: operations["get_user_api_admin_users__user_id__get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -55,6 +62,26 @@ export interface paths {
         head?: never;
         /** Update User */
         patch: operations["update_user_api_admin_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/admin/users/{user_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List User Events
+         * @description The user's security events, newest first, a page at a time.
+         */
+        get: operations["list_user_events_api_admin_users__user_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/revocations": {
@@ -270,6 +297,44 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AdminSessionOut */
+        AdminSessionOut: {
+            /** Created At */
+            created_at: string;
+            /** Device Id */
+            device_id: string;
+            /** Expires At */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /** Ip */
+            ip: string;
+            /** Last Used At */
+            last_used_at: string;
+            /** Revoke Reason */
+            revoke_reason: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "live" | "revoked" | "expired";
+            /** User Agent */
+            user_agent: string;
+        };
+        /**
+         * AdminUserDetail
+         * @description A user and their sessions, newest first (at most 50: ``more_sessions`` says there are
+         *     older ones).
+         */
+        AdminUserDetail: {
+            /** More Sessions */
+            more_sessions: boolean;
+            /** Sessions */
+            sessions: components["schemas"]["AdminSessionOut"][];
+            user: components["schemas"]["AdminUserOut"];
+        };
         /** AdminUserOut */
         AdminUserOut: {
             /** Created At */
@@ -284,6 +349,19 @@ export interface components {
             name: string;
             /** Roles */
             roles: string[];
+        };
+        /**
+         * AdminUserPage
+         * @description A page of users in email order. ``next_cursor`` / ``prev_cursor``: pass one as
+         *     ``cursor`` (with the same ``q``) for the page after / before this one; null at either end.
+         */
+        AdminUserPage: {
+            /** Next Cursor */
+            next_cursor: string | null;
+            /** Prev Cursor */
+            prev_cursor: string | null;
+            /** Users */
+            users: components["schemas"]["AdminUserOut"][];
         };
         /** AdminUserPatch */
         AdminUserPatch: {
@@ -385,6 +463,35 @@ export interface components {
             /** Seq */
             seq: number;
         };
+        /** SecurityEventOut */
+        SecurityEventOut: {
+            /** At */
+            at: string;
+            /** Detail */
+            detail: {
+                [key: string]: string;
+            };
+            /** Id */
+            id: number;
+            /** Ip */
+            ip: string;
+            /** Kind */
+            kind: string;
+            /** Session Id */
+            session_id: string | null;
+            /** User Agent */
+            user_agent: string;
+        };
+        /**
+         * SecurityEventPage
+         * @description A page of a user's security events, newest first; ``next_cursor`` for older ones.
+         */
+        SecurityEventPage: {
+            /** Events */
+            events: components["schemas"]["SecurityEventOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
         /** SessionBrief */
         SessionBrief: {
             /** Created At */
@@ -478,7 +585,10 @@ export interface components {
     headers: never;
     pathItems: never;
 }
+export type AdminSessionOut = components['schemas']['AdminSessionOut'];
+export type AdminUserDetail = components['schemas']['AdminUserDetail'];
 export type AdminUserOut = components['schemas']['AdminUserOut'];
+export type AdminUserPage = components['schemas']['AdminUserPage'];
 export type AdminUserPatch = components['schemas']['AdminUserPatch'];
 export type Code = components['schemas']['Code'];
 export type FieldError = components['schemas']['FieldError'];
@@ -489,6 +599,8 @@ export type ProblemDetails = components['schemas']['ProblemDetails'];
 export type RefreshOut = components['schemas']['RefreshOut'];
 export type RegisterBody = components['schemas']['RegisterBody'];
 export type RevocationFeedOut = components['schemas']['RevocationFeedOut'];
+export type SecurityEventOut = components['schemas']['SecurityEventOut'];
+export type SecurityEventPage = components['schemas']['SecurityEventPage'];
 export type SessionBrief = components['schemas']['SessionBrief'];
 export type SessionOut = components['schemas']['SessionOut'];
 export type SessionRevoked = components['schemas']['SessionRevoked'];
@@ -519,7 +631,14 @@ export interface operations {
     };
     list_users_api_admin_users_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description How many per page (1 to 200). */
+                limit?: number;
+                /** @description A next_cursor or prev_cursor from an answer. */
+                cursor?: string | null;
+                /** @description Only users whose email starts with this (any case). */
+                q?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -532,7 +651,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AdminUserOut"][];
+                    "application/json": components["schemas"]["AdminUserPage"];
                 };
             };
             /** @description Not signed in, or the credential is invalid, expired or revoked. */
@@ -546,6 +665,82 @@ export interface operations {
             };
             /** @description Not allowed. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The request is malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The store is not answering, or the password hashers are busy; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    get_user_api_admin_users__user_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUserDetail"];
+                };
+            };
+            /** @description Not signed in, or the credential is invalid, expired or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The request is malformed. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -626,6 +821,78 @@ export interface operations {
             };
             /** @description The request body is too large. */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The request is malformed. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description The store is not answering, or the password hashers are busy; see Retry-After. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+        };
+    };
+    list_user_events_api_admin_users__user_id__events_get: {
+        parameters: {
+            query?: {
+                /** @description How many per page (1 to 200). */
+                limit?: number;
+                /** @description A next_cursor or prev_cursor from an answer. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityEventPage"];
+                };
+            };
+            /** @description Not signed in, or the credential is invalid, expired or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description Not allowed. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDetails"];
+                };
+            };
+            /** @description No such resource. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1255,6 +1522,7 @@ type ReadonlyArray<T> = [
 ] extends [
     unknown[]
 ] ? Readonly<Exclude<T, undefined>> : Readonly<Exclude<T, undefined>[]>;
+export const adminSessionOutStateValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["AdminSessionOut"]["state"]> = ["live", "revoked", "expired"];
 export const codeValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["Code"]> = ["bad_request", "unauthenticated", "invalid_token", "invalid_credentials", "service_credential_invalid", "refresh_token_missing", "refresh_token_invalid", "refresh_token_expired", "refresh_token_revoked", "refresh_token_reused", "session_expired", "forbidden", "signup_closed", "not_found", "method_not_allowed", "email_taken", "payload_too_large", "unsupported_media_type", "validation_error", "weak_password", "too_many_attempts", "internal_error", "store_unavailable", "server_busy"];
 export const sessionRevokedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["SessionRevoked"]["kind"]> = ["session"];
 export const userChangedKindValues: ReadonlyArray<FlattenedDeepRequired<components>["schemas"]["UserChanged"]["kind"]> = ["user"];

@@ -99,4 +99,18 @@ describe("POST /admin/users/{id}", () => {
     expect(await where(POST(post("/admin/users/u-1", "action=roles&roles=r%C3%B4le"), params))).toBe("/admin?error=validation_error");
     expect(apiCalls).toEqual([]);
   });
+
+  it("goes back to the admin page the form was on, and to no other page", async () => {
+    apiAnswer = answer(200, {});
+    const { POST } = await import("@/app/(app)/admin/users/[id]/route");
+    const back = async (to: string) =>
+      where(POST(post("/admin/users/u-1", `action=disable&back=${encodeURIComponent(to)}`), params));
+    expect(await back("/admin/users/u-1/details")).toBe("/admin/users/u-1/details?notice=user_updated");
+    expect(await back("/admin?q=a%40b&cursor=eyJs.abc-_")).toBe("/admin?q=a%40b&cursor=eyJs.abc-_&notice=user_updated");
+    for (const elsewhere of ["https://evil.example/admin", "//evil.example/admin", "/dashboard", "/admin/../dashboard", "/admin#x", "/admin/users/u-1"]) {
+      expect(await back(elsewhere)).toBe("/admin?notice=user_updated");
+    }
+    const refused = post("/admin/users/u-1", `action=promote&back=${encodeURIComponent("/admin/users/u-1/details")}`);
+    expect(await where(POST(refused, params))).toBe("/admin/users/u-1/details?error=validation_error");
+  });
 });

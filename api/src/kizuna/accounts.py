@@ -17,6 +17,7 @@ from kizuna.password_policy import WeakPassword, check_policy
 from kizuna.services import Services
 from kizuna.store import NotFound
 from kizuna.store import refresh_tokens as token_store
+from kizuna.store import security_events as event_store
 from kizuna.store import sessions as session_store
 from kizuna.store import users as user_store
 from kizuna.store.refresh_tokens import TokenRecord
@@ -103,6 +104,29 @@ async def start_session(
     return new
 
 
+async def _record_throttled(
+    services: Services, *, kind: str, email: str | None, client: ClientInfo
+) -> None:
+    """The account's (or, unknown, the address's) security event for a refused attempt, once a
+    minute each (``store/security_events.py``). Best effort: the refusal stands whether or not
+    the store can record it, and a burst costs one read per try, not a write."""
+    now, ip, agent = utcnow(), client.ip, client.user_agent
+
+    def recently(tx: Tx) -> bool:
+        return event_store.throttled_recently(tx, kind=kind, email=email, ip=ip, now=now)
+
+    def record(tx: Tx) -> bool:
+        return event_store.record_throttled(
+            tx, kind=kind, email=email, ip=ip, user_agent=agent, now=now
+        )
+
+    try:
+        if not await services.db.read(recently):
+            await services.db.write(record)
+    except Exception as exc:
+        log.warning("security_event_not_recorded", kind=kind, error=type(exc).__name__)
+
+
 async def authenticate(
     services: Services, *, email: str, password: str, client: ClientInfo
 ) -> tuple[UserRecord, Attempt]:
@@ -113,6 +137,7 @@ async def authenticate(
         attempt = await services.throttle.password_attempt(email=email, ip=client.ip)
     except Throttled as exc:
         log.warning("login_throttled", security=True, ip=client.ip, retry_after=exc.retry_after)
+        await _record_throttled(services, kind="login_throttled", email=email, client=client)
         raise
     try:
         user = await services.db.read(lambda tx: user_store.get_by_email(tx, email=email))
@@ -158,6 +183,7 @@ async def sign_up(
         await services.throttle.attempt((services.throttle.signup_per_ip, client.ip))
     except Throttled as exc:
         log.warning("signup_throttled", security=True, ip=client.ip, retry_after=exc.retry_after)
+        await _record_throttled(services, kind="signup_throttled", email=None, client=client)
         raise
     return await register(services, email=email, password=password, name=name)
 
@@ -198,6 +224,15 @@ async def change_password(
             user_store.set_password(tx, user_id=user_id, password_hash=new_hash, now=now)
         except NotFound:
             raise InvalidCredentials() from None
+        session_store.record_event(
+            tx,
+            kind="password_changed",
+            now=now,
+            user_id=user_id,
+            session_id=keep_session_id,
+            ip=client.ip,
+            user_agent=client.user_agent,
+        )
         others = session_store.live_ids(tx, user_id=user_id, except_id=keep_session_id)
         return session_store.revoke(tx, session_ids=others, reason="password_changed", now=now)
 

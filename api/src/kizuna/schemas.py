@@ -84,6 +84,56 @@ class AdminUserOut(UserOut):
     created_at: str
 
 
+class AdminUserPage(BaseModel):
+    """A page of users in email order. ``next_cursor`` / ``prev_cursor``: pass one as
+    ``cursor`` (with the same ``q``) for the page after / before this one; null at either end."""
+
+    users: list[AdminUserOut]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+class AdminSessionOut(BaseModel):
+    id: str
+    device_id: str
+    user_agent: str
+    ip: str
+    created_at: str
+    last_used_at: str
+    expires_at: str
+    # live: usable now; revoked: ended (see revoke_reason); expired: past its lifetime or idle
+    state: Literal["live", "revoked", "expired"]
+    revoked_at: str | None
+    revoke_reason: str | None
+
+
+class AdminUserDetail(BaseModel):
+    """A user and their sessions, newest first (at most 50: ``more_sessions`` says there are
+    older ones)."""
+
+    user: AdminUserOut
+    sessions: list[AdminSessionOut]
+    more_sessions: bool
+
+
+class SecurityEventOut(BaseModel):
+    id: int
+    at: str
+    # refresh_token_reused, login_throttled, password_changed, …
+    kind: str
+    session_id: str | None
+    ip: str
+    user_agent: str
+    detail: dict[str, str]
+
+
+class SecurityEventPage(BaseModel):
+    """A page of a user's security events, newest first; ``next_cursor`` for older ones."""
+
+    events: list[SecurityEventOut]
+    next_cursor: str | None
+
+
 class AdminUserPatch(_Body):
     roles: list[str] | None = Field(default=None, max_length=16)
     disabled: bool | None = None

@@ -8,9 +8,12 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import ColumnElement, Select, String, Table, bindparam, insert, select
 from sqlalchemy import update as update_statement
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from kizuna.db import Tx
 from kizuna.models import User
@@ -130,7 +133,103 @@ def create(
 
 
 def list_all(tx: Tx) -> list[UserRecord]:
+    """Every user (the command line's ``users list``); the admin API pages instead."""
     return [_record(row) for row in tx.execute(_ALL).all()]
+
+
+# -- the admin's pages: users in email order, a page at a time --------------------------------
+#
+# Emails are stored normalised (``normalize_email``), and unique, so the email alone is the
+# page key, and a case-insensitive prefix search is a range of it: [prefix, successor(prefix)).
+# That holds in code-point order, which SQLite's default comparison gives (bytes of UTF-8);
+# PostgreSQL compares in the database's locale unless the comparison says COLLATE "C", and an
+# index in that collation answers it (``models.py``, migration 0005). No LIKE: nothing in the
+# search is a pattern, so "%" and "_" are plain characters.
+
+
+class _Bytewise(FunctionElement[str]):
+    """``column`` compared in code-point order on every store."""
+
+    type = String()
+    name = "bytewise"
+    inherit_cache = True
+
+
+@compiles(_Bytewise)
+def _bytewise_default(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.clauses, **kw))
+
+
+@compiles(_Bytewise, "postgresql")
+def _bytewise_postgresql(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'{compiler.process(element.clauses, **kw)} COLLATE "C"'
+
+
+def _email() -> ColumnElement[str]:
+    # A function, not a module-level constant: a SQL function counts as a statement of its own.
+    return _Bytewise(_u.c.email)
+
+
+def _page_where(*conditions: ColumnElement[bool], descending: bool = False) -> Select[Any]:
+    order = _email().desc() if descending else _email()
+    return select(*_u.columns).where(*conditions).order_by(order).limit(bindparam("b_limit"))
+
+
+_PAGE_AFTER = _page_where(_email() > bindparam("b_after"))
+_PAGE_FROM_BELOW = _page_where(_email() >= bindparam("b_from"), _email() < bindparam("b_below"))
+_PAGE_AFTER_BELOW = _page_where(_email() > bindparam("b_after"), _email() < bindparam("b_below"))
+_PAGE_BEFORE = _page_where(
+    _email() < bindparam("b_before"), _email() >= bindparam("b_from"), descending=True
+)
+
+
+def successor(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, in code-point order
+    (``None`` if there is none: the prefix is all U+10FFFF). Surrogates are skipped: neither
+    store holds them."""
+    chars = list(prefix)
+    while chars:
+        point = ord(chars.pop()) + 1
+        if point == 0xD800:
+            point = 0xE000
+        if point <= 0x10FFFF:
+            return "".join(chars) + chr(point)
+    return None
+
+
+def page(
+    tx: Tx,
+    *,
+    limit: int,
+    prefix: str = "",
+    after: str | None = None,
+    before: str | None = None,
+) -> list[UserRecord]:
+    """At most ``limit`` users whose (normalised) email starts with ``prefix``, in email order:
+    the first ones, those after the email ``after``, or the last ones before ``before``
+    (returned in email order too). Each is one range of one index, however deep the page."""
+    prefix = normalize_email(prefix)
+    if after is not None and before is not None:
+        raise TypeError("after or before, not both")
+    if before is not None:
+        rows = tx.execute(
+            _PAGE_BEFORE, {"b_before": before, "b_from": prefix, "b_limit": limit}
+        ).all()
+        return [_record(row) for row in reversed(rows)]
+    below = successor(prefix) if prefix else None
+    if prefix and below is None:
+        return []
+    if below is None:
+        rows = tx.execute(_PAGE_AFTER, {"b_after": after or "", "b_limit": limit}).all()
+    elif after is None:
+        rows = tx.execute(
+            _PAGE_FROM_BELOW, {"b_from": prefix, "b_below": below, "b_limit": limit}
+        ).all()
+    else:
+        rows = tx.execute(
+            _PAGE_AFTER_BELOW, {"b_after": after, "b_below": below, "b_limit": limit}
+        ).all()
+    return [_record(row) for row in rows]
 
 
 def update(
