@@ -178,6 +178,7 @@ async function main() {
           headers: { cookie: cookieHeader(user.jar, ["access_token", "device_id"]), accept: "text/html" },
         }, user.agent);
         if (!page) { await sleep(200); continue; }
+        if (!user.revoked) absorb(user.jar, page); // a browser keeps whatever cookies any answer sets
         if (page.status === 200) continue;
         if (page.status === 503) { await sleep(1000 * (Number(page.headers.get("retry-after")) || 1)); continue; }
         const to = page.headers.get("location") ?? "";
@@ -190,7 +191,9 @@ async function main() {
             method: "POST",
             headers: { ...same, accept: "application/json", cookie: cookieHeader(user.jar, ["access_token", "refresh_token", "device_id"]) },
           }, user.agent);
-          if (res && res.status === 204) { absorb(user.jar, res); break; }
+          // Any answer's cookies land in the jar (a browser's), not only a 204's.
+          if (res && !user.revoked) absorb(user.jar, res);
+          if (res && res.status === 204) break;
           if (res && res.status === 401) {
             const body = await res.text().then((t) => JSON.parse(t)).catch(() => ({}));
             if (user.revoked) { user.out = true; break; }

@@ -1,5 +1,5 @@
 import "server-only";
-import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { createRemoteJWKSet, decodeJwt, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { settings } from "./settings.js";
 
 // Local verification of access tokens (docs/protocol.md §3): pinned algorithms, kid
@@ -29,7 +29,8 @@ export interface VerifierOptions {
   now?: () => number;
 }
 
-export type Verifier = (token: string) => Promise<AccessClaims | null>;
+/** `at` (ms): judge the token as of that moment instead of now; such answers are not cached. */
+export type Verifier = (token: string, at?: number) => Promise<AccessClaims | null>;
 
 function toClaims(p: JWTPayload): AccessClaims | null {
   const roles = (p as { roles?: unknown }).roles;
@@ -55,9 +56,9 @@ export function createVerifier(opts: VerifierOptions): Verifier {
   // token -> claims and the time (ms) until which the answer stands.
   const cache = new Map<string, { claims: AccessClaims; until: number }>();
 
-  return async function verify(token: string): Promise<AccessClaims | null> {
-    const t = now();
-    const hit = cache.get(token);
+  return async function verify(token: string, at?: number): Promise<AccessClaims | null> {
+    const t = at ?? now();
+    const hit = at === undefined ? cache.get(token) : undefined;
     if (hit) {
       if (t < hit.until) return hit.claims;
       cache.delete(token);
@@ -80,7 +81,7 @@ export function createVerifier(opts: VerifierOptions): Verifier {
     } catch {
       return null;
     }
-    if (!claims) return null;
+    if (!claims || at !== undefined) return claims;
     // Never trust the cached answer past exp; re-verify after `ttl` anyway so
     // a key withdrawn from the JWKS stops being accepted soon.
     const until = Math.min(claims.exp * 1000, t + ttl);
@@ -121,4 +122,22 @@ export function accessTokenVerifier(): Verifier {
 export function verifyAccessToken(token: string | undefined | null): Promise<AccessClaims | null> {
   if (!token) return Promise.resolve(null);
   return accessTokenVerifier()(token);
+}
+
+/**
+ * A token the API has just issued, checked as the proxy checks it except for its expiry. Under
+ * load a short-lived token can reach this tier after its life is over: the refresh did happen
+ * (its cookies must reach the browser) and the next page simply refreshes again. Anything else
+ * wrong with it (issuer, audience, key, signature) still refuses it.
+ */
+export async function verifyIssuedAccessToken(token: string | undefined | null): Promise<AccessClaims | null> {
+  if (!token) return null;
+  let iat: unknown;
+  try {
+    iat = decodeJwt(token).iat;
+  } catch {
+    return null;
+  }
+  if (typeof iat !== "number") return null;
+  return accessTokenVerifier()(token, iat * 1000);
 }

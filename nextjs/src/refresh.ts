@@ -1,6 +1,6 @@
 import "server-only";
 import type { NextRequest } from "next/server.js";
-import { type AccessClaims, verifyAccessToken } from "./access-token.js";
+import { type AccessClaims, verifyAccessToken, verifyIssuedAccessToken } from "./access-token.js";
 import { newCookieValue, relaySetCookies } from "./cookies.js";
 import { isFormBody, readFields } from "./form-fields.js";
 import { escapeHtml, problem, seeOther } from "./headers.js";
@@ -129,7 +129,7 @@ const post = apiPost<Form>({
       const token = newCookieValue(api.headers.getSetCookie(), settings().accessCookie);
       // Verifying the new token here also puts it in the verification cache, so
       // the proxy's check on the very next navigation costs nothing.
-      const claims = token ? await verifyAccessToken(token) : null;
+      const claims = token ? ((await verifyAccessToken(token)) ?? (await verifyIssuedAccessToken(token))) : null;
       if (claims) return refreshed(form, claims, out);
       // A token our own proxy would reject sends every page straight back
       // here: a configuration error (issuer, audience, algorithm, JWKS URL).

@@ -35,6 +35,15 @@ describe("access token verification against a JWKS", () => {
     expect(await verifier()(await makeToken(key, opts))).toBeNull();
   });
 
+  it("judges a token as of a given moment when asked, and never caches that answer", async () => {
+    const issued = Math.floor(Date.now() / 1000) - 10;
+    const expired = await makeToken(key, { iat: issued, exp: issued + 2 });
+    const v = verifier();
+    expect(await v(expired, issued * 1000)).toMatchObject({ sub: "user-1", exp: issued + 2 });
+    expect(await v(expired)).toBeNull();
+    expect(await v(await makeToken(other, { iat: issued, exp: issued + 2 }), issued * 1000)).toBeNull();
+  });
+
   it("refuses a token signed by a key not in the JWKS", async () => {
     expect(await verifier()(await makeToken(other))).toBeNull();
   });

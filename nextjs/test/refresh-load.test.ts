@@ -289,3 +289,34 @@ describe("POST /auth/refresh tells the API how long the request has waited here"
     expect(apiCalls[0]!.headers.has(REQUEST_AGE_HEADER)).toBe(false);
   });
 });
+
+describe("POST /auth/refresh under load: a token that expired on its way", () => {
+  /** The API's rotation, answered so late that its (2-second) access token is already over. */
+  async function rotatedLongAgo(successor: string, token?: string): Promise<Response> {
+    const issued = Math.floor(Date.now() / 1000) - 5;
+    const access = token ?? (await makeToken(key, { iat: issued, exp: issued + 2 }));
+    const h = new Headers({ "content-type": "application/json" });
+    h.append("set-cookie", `access_token=${access}; HttpOnly; Path=/; SameSite=Lax; Secure`);
+    h.append("set-cookie", `refresh_token=${successor}; HttpOnly; Max-Age=2592000; Path=/auth/refresh; SameSite=Strict; Secure`);
+    return new Response("{}", { status: 200, headers: h });
+  }
+
+  it("is a refresh done (204, the new cookies, nothing left to live), not a configuration error", async () => {
+    const { POST } = await import("../src/refresh.js");
+    apiAnswer = () => rotatedLongAgo("successor-late");
+    const res = await POST(refresh(newRefreshToken()));
+    expect(res.status).toBe(204);
+    expect(res.headers.getSetCookie().join("\n")).toContain("refresh_token=successor-late");
+    expect(res.headers.get("kizuna-access-expires-in")).toBe("0.0");
+  });
+
+  it("still refuses a token this tier cannot verify at all (wrong issuer): 502, cookies relayed", async () => {
+    const { POST } = await import("../src/refresh.js");
+    const issued = Math.floor(Date.now() / 1000) - 5;
+    const foreign = await makeToken(key, { iss: "someone-else", iat: issued, exp: issued + 2 });
+    apiAnswer = () => rotatedLongAgo("successor-foreign", foreign);
+    const res = await POST(refresh(newRefreshToken()));
+    expect(res.status).toBe(502);
+    expect(res.headers.getSetCookie().join("\n")).toContain("refresh_token=successor-foreign");
+  });
+});
