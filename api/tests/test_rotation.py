@@ -18,7 +18,7 @@ from kizuna.db import Database
 from kizuna.settings import Settings
 from kizuna.store import sessions as session_store
 from kizuna.store.sessions import SessionRecord
-from tests.conftest import PASSWORD, Harness, LiveServer
+from tests.conftest import PASSWORD, Harness, LiveServer, missing_store_url
 from tests.tables import refresh_tokens, rows, security_events, sessions
 
 REFRESH_COOKIE_PATH = "/auth/refresh"
@@ -157,6 +157,31 @@ async def test_expired_refresh_token(harness: Harness) -> None:
         harness.services.db = real
     assert response.status_code == 401
     assert response.json()["code"] == "refresh_token_expired"
+
+
+@pytest.mark.parametrize(("ahead", "code"), [(4, None), (60, "refresh_token_invalid")])
+async def test_a_refresh_token_dated_by_a_clock_ahead_is_accepted_within_the_leeway(
+    harness: Harness, ahead: int, code: str | None
+) -> None:
+    # Another replica (or the store) whose clock runs ahead dated it: its `iat` is in our
+    # future. Within KIZUNA_CLOCK_LEEWAY (5 s) that is skew, not forgery; beyond it, refused.
+    await harness.user()
+    async with harness.client() as client:
+        login = await harness.login(client)
+    (record,) = await records(harness, login.json()["session_id"])
+    token = harness.services.refresh_tokens.encode(
+        token_id=record.id,
+        session_id=record.session_id,
+        user_id=record.user_id,
+        issued_at=utcnow() + timedelta(seconds=ahead),
+        expires_at=record.expires_at,
+        key_id=record.key_id,
+    )
+    response = await refresh_with(harness, token)
+    if code is None:
+        assert response.status_code == 200, response.text
+    else:
+        assert response.json()["code"] == code
 
 
 async def test_missing_refresh_cookie(harness: Harness) -> None:
@@ -402,6 +427,30 @@ async def test_reuse_after_grace_revokes_the_family(grace1: Harness) -> None:
     assert [e.kind for e in events] == ["refresh_token_reused"]
 
 
+async def test_racing_reuses_after_grace_end_the_session_once(grace1: Harness) -> None:
+    """The first to reach the store ends the session; the others find it ended, on every store
+    (on PostgreSQL they run at once, each having read the session live)."""
+    harness = grace1
+    await harness.user()
+    async with harness.client() as victim:
+        session_id = (await harness.login(victim)).json()["session_id"]
+        stolen = refresh_cookie(victim)
+        assert (await victim.post("/auth/refresh")).status_code == 200
+    await asyncio.sleep(1.2)
+
+    racers = await asyncio.gather(*(refresh_with(harness, stolen) for _ in range(6)))
+    assert {r.status_code for r in racers} == {401}
+    codes = sorted(r.json()["code"] for r in racers)
+    assert codes == ["refresh_token_reused"] + ["refresh_token_revoked"] * 5
+    events = await harness.services.db.read(
+        lambda tx: rows(
+            tx,
+            select(*security_events.columns).where(security_events.c.session_id == session_id),
+        )
+    )
+    assert [e.kind for e in events] == ["refresh_token_reused"]
+
+
 async def test_access_tokens_of_a_revoked_session_stop_within_a_second(harness: Harness) -> None:
     """Another process revokes (here: through the store, not through this app's cache);
     this process must notice within a second."""
@@ -451,7 +500,7 @@ async def test_store_unavailable_is_503_and_keeps_cookies(harness: Harness, tmp_
         await harness.login(client)
         token = refresh_cookie(client)
     real = harness.services.db
-    broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
+    broken = Database(missing_store_url(tmp_path))
     harness.services.db = broken
     try:
         response = await refresh_with(harness, token)

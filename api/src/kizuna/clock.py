@@ -1,4 +1,8 @@
-"""UTC time in one place: the API speaks ISO 8601 UTC strings with second precision."""
+"""UTC time in one place: the API speaks ISO 8601 UTC strings with second precision.
+
+``utcnow`` is this host's clock. Rotation's grace and reuse decisions read the store's clock
+instead (``store.refresh_tokens.StoreNow``), so that API replicas whose clocks disagree decide
+alike (docs/protocol.md §6, "Which clock")."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@
    conditional UPDATE lets exactly one of many concurrent requests win.
 4. Rotated less than the grace window ago → the session's current token again, byte for byte
    (it is recomputed from its record, see ``tokens.RefreshTokens``), plus a new access token.
+   "Ago" is on the store's clock, never this host's: replicas whose clocks disagree judge alike.
 5. Any other reuse → the whole session is revoked and a security event recorded →
    ``refresh_token_reused``.
 6. A successor never outlives the session (``store.refresh_tokens.new_record``).
@@ -78,7 +79,8 @@ async def rotate(
     """``waited``: seconds the request had already spent in queues before it reached us (the
     web tier's word, see ``clientinfo.waited_upstream``). Rule 4's window is judged by when the
     request was sent, so time spent in queues here or there never turns a racing tab's refresh
-    into a reuse."""
+    into a reuse. Only durations come from this host (its monotonic clock); the moment they are
+    taken from is the store's (``_decide``)."""
     sent = time.monotonic() - waited
     if not token:
         raise RefreshRefused(Refused.missing)
@@ -163,14 +165,18 @@ def _decide(
 ) -> _Decision | Refused:
     """One transaction, run off the event loop (see ``kizuna.db``). A refusal is returned, not
     raised: what it wrote (a revocation, a security event) commits, and on SQLite it does not
-    roll back the group of rotations it was committed with (``kizuna.sqlite_writer``)."""
-    now = utcnow()
-    # The moment the request was sent, on the same clock as ``now`` (``sent`` is monotonic).
-    sent_at = now - timedelta(seconds=max(0.0, time.monotonic() - sent))
+    roll back the group of rotations it was committed with (``kizuna.sqlite_writer``).
+
+    Every moment it compares or writes is on one clock, the store's (read with the record,
+    ``token_store.StoreNow``): replicas whose clocks disagree judge a duplicate alike."""
+    since_sent = max(0.0, time.monotonic() - sent)  # a duration: no host's clock in it
     found = token_store.lookup(tx, token_id=claims.jti)
     if found is None:
         # Validly signed but unknown: its record has expired away (or it was never ours).
         return Refused.invalid
+    now = found.store_now or utcnow()
+    # The moment the request was sent, on the store's clock.
+    sent_at = now - timedelta(seconds=since_sent)
     record = found.token
     if record.session_id != claims.sid or record.user_id != claims.sub:
         return Refused.invalid
@@ -238,9 +244,12 @@ def _replay_or_reuse(
         current = token_store.current(tx, session_id=record.session_id)
         if current is not None and current.expires_at > now:
             return _Decision(record=current, roles=found.user_roles, replayed=True)
-    session_store.revoke(
+    if not session_store.revoke(
         tx, session_ids=[record.session_id], reason="refresh_token_reused", now=now
-    )
+    ):
+        # A racer ended the session after our read (possible on PostgreSQL; SQLite's single
+        # writer serialises us): the first reuse alone is the theft, the others find it ended.
+        return Refused.revoked
     session_store.record_event(
         tx,
         kind="refresh_token_reused",

@@ -319,7 +319,12 @@ class RefreshTokens:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=0,
-                options={"require": _REFRESH_REQUIRED, "verify_exp": verify_exp},
+                # `iat` is checked below, with the leeway: no leeway on `exp`.
+                options={
+                    "require": _REFRESH_REQUIRED,
+                    "verify_exp": verify_exp,
+                    "verify_iat": False,
+                },
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("expired", expired=True) from exc
@@ -328,6 +333,10 @@ class RefreshTokens:
         for claim in ("sub", "sid", "jti"):
             if not isinstance(payload[claim], str):
                 raise TokenError(f"bad {claim}")
+        # A token another replica issued a moment ago is dated by that replica's (or the
+        # store's) clock, which may run ahead of ours by up to the leeway.
+        if _numeric_date(payload, "iat") > time.time() + self.leeway:
+            raise TokenError("issued in the future")
         return RefreshClaims(
             sub=payload["sub"],
             sid=payload["sid"],
