@@ -302,6 +302,36 @@ def services_revoke(
 
 
 @app.command()
+def purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete what no rule needs any more: ended sessions, expired or revoked refresh-token
+    records, old change-feed entries, throttling attempts and security events (retention:
+    KIZUNA_PURGE_RETENTION, KIZUNA_SECURITY_EVENT_RETENTION). Prints a count per kind."""
+    from kizuna import purge as hygiene
+    from kizuna import services
+
+    async def run() -> dict[str, int]:
+        built = services.build(load_settings())
+        try:
+            if dry_run:
+                return await hygiene.purgeable(built)
+            return await hygiene.purge_exclusive(built)
+        finally:
+            await built.close()
+
+    try:
+        counts = _run(run())
+    except hygiene.PurgeBusy:
+        raise _fail("another process is purging the store; try again later") from None
+    typer.echo("would delete (dry run):" if dry_run else "deleted:")
+    for kind, count in counts.items():
+        typer.echo(f"{kind}: {count}")
+
+
+@app.command()
 def openapi(
     out: Annotated[
         Path | None, typer.Option(help="Write the document to this file instead of stdout.")

@@ -33,6 +33,7 @@ from kizuna.deps import Principal, presented_access_token, principal_from_token
 from kizuna.errors import CATALOGUE
 from kizuna.hot.endpoint import Endpoint, HotEndpoints
 from kizuna.problems import Problem, is_store_failure
+from kizuna.purge import PeriodicPurge
 from kizuna.routes import account, admin, auth, revocations, wellknown
 from kizuna.settings import Settings, load_settings
 
@@ -89,9 +90,12 @@ class Kizuna:
         built = services.build(self.settings)
         app.state.kizuna = built
         await built.hasher.warm_up()
+        purger = PeriodicPurge(built)  # store hygiene, every KIZUNA_PURGE_INTERVAL
+        purger.start()
         try:
             yield
         finally:
+            await purger.stop()
             await built.close()
 
 

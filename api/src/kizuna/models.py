@@ -60,6 +60,11 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+# The admin list pages and searches users by email in code-point order (store/users.py): SQLite
+# compares bytes and its unique index serves; PostgreSQL needs an index in the "C" collation.
+Index("ix_users_email_bytewise", User.email.collate("C")).ddl_if(dialect="postgresql")
+
+
 class Session(Base):
     """A login on one device; the family of refresh tokens that descend from it."""
 
@@ -80,6 +85,10 @@ class Session(Base):
         Index("ix_sessions_user_live", "user_id", "revoked_at"),
         Index("ix_sessions_device", "device_id"),
         Index("ix_sessions_revoked_at", "revoked_at"),
+        Index("ix_sessions_user_created", "user_id", "created_at"),  # admin: a user's sessions
+        # The purge's (kizuna.purge): sessions past their lifetime, sessions long idle.
+        Index("ix_sessions_expires_at", "expires_at"),
+        Index("ix_sessions_last_used_at", "last_used_at"),
     )
 
 
@@ -101,7 +110,12 @@ class RefreshToken(Base):
     revoke_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     key_id: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_refresh_tokens_session", "session_id", "rotated_at"),)
+    __table_args__ = (
+        Index("ix_refresh_tokens_session", "session_id", "rotated_at"),
+        # The purge's (kizuna.purge): records past their expiry, records of revoked sessions.
+        Index("ix_refresh_tokens_expires_at", "expires_at"),
+        Index("ix_refresh_tokens_revoked_at", "revoked_at"),
+    )
 
 
 class SecurityEvent(Base):
@@ -115,6 +129,16 @@ class SecurityEvent(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(512), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        # A user's events newest first (the admin's pages, keyed on (at, id)); and whether an
+        # event was recorded lately for this account or this address (throttled, recorded once
+        # a minute).
+        Index("ix_security_events_user_at", "user_id", "at", "id"),
+        Index("ix_security_events_ip_at", "ip", "at"),
+        # The purge's (kizuna.purge): events past their retention.
+        Index("ix_security_events_at", "at"),
+    )
 
 
 # SQLite gives an INTEGER PRIMARY KEY rowid semantics; BIGINT elsewhere.
@@ -149,7 +173,11 @@ class ThrottleHit(Base):
     bucket: Mapped[str] = mapped_column(String(80))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_throttle_hits_bucket_at", "bucket", "at"),)
+    __table_args__ = (
+        Index("ix_throttle_hits_bucket_at", "bucket", "at"),
+        # The purge's (kizuna.purge): attempts older than any window, whatever their bucket.
+        Index("ix_throttle_hits_at", "at"),
+    )
 
 
 class ServiceCredential(Base):

@@ -15,6 +15,7 @@ from kizuna.password_hasher import PasswordHasher
 from kizuna.session_cache import SessionCache
 from kizuna.settings import Settings, ensure_data_dir
 from kizuna.throttle import Throttle
+from kizuna.throttle_counters import RedisCounters, redis_client
 from kizuna.tokens import AccessTokens, RefreshTokens
 
 
@@ -32,6 +33,7 @@ class Services:
 
     async def close(self) -> None:
         await self.hasher.close()
+        await self.throttle.close()
         await self.db.dispose()
 
 
@@ -81,7 +83,18 @@ def build(settings: Settings) -> Services:
             slots=Slots(settings.data_dir, settings.hash_cores or default_slots()),
             max_queue=settings.hash_queue,
         ),
-        throttle=Throttle(db, settings),
+        throttle=_throttle(db, settings),
         session_cache=SessionCache(db, ttl=settings.session_cache_ttl),
         cookies=SessionCookies(settings),
     )
+
+
+def _throttle(db: Database, settings: Settings) -> Throttle:
+    """Counting in Redis when one is configured (the store takes over while it is down)."""
+    throttle = Throttle(db, settings)
+    if settings.redis_url is not None:
+        client = redis_client(settings.redis_url, timeout=settings.redis_timeout)
+        throttle.counters = RedisCounters(
+            client, throttle.store_counters, recheck=settings.redis_recheck
+        )
+    return throttle

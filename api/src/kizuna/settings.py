@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     # Unset means a SQLite file in the data dir.
     database_url: str | None = None
+    # Throttling counters shared by replicas (kizuna.throttle_counters); unset: in the store.
     redis_url: str | None = None
+    # How long to wait for Redis (connect, and each command) before counting in the store, and
+    # how long to count there before asking Redis again.
+    redis_timeout: float = Field(0.25, gt=0, le=5)
+    redis_recheck: float = Field(1.0, gt=0, le=60)
 
     issuer: str = "kizuna"
     audience: str = "kizuna-web"
@@ -76,6 +81,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     # How long a session's liveness may be cached per process; bounds revocation latency.
     session_cache_ttl: float = Field(0.5, ge=0.0, le=1.0)
+    # Store hygiene (kizuna.purge): seconds between purges in each server process, jittered
+    # (0: never; processes take turns through a lock); how long ended sessions, expired or
+    # revoked refresh-token records and change-feed entries are kept; how long security events
+    # are kept; rows deleted per transaction.
+    purge_interval: float = Field(3600.0, ge=0.0)
+    purge_retention: int = Field(604_800, ge=3600)
+    security_event_retention: int = Field(7_776_000, ge=86_400)
+    purge_batch: int = Field(1000, ge=1, le=100_000)
     jwks_max_age: int = Field(300, ge=0)
     log_level: str = "info"
     # ``kizuna serve`` tunes its own process (kizuna.process_tuning); an embedding app never is.

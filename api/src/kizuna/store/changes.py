@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 
 from kizuna.db import Tx
 from kizuna.models import Change
@@ -64,3 +64,27 @@ def after(tx: Tx, *, seq: int, limit: int = 10_000) -> list[FeedEntry]:
     """Entries numbered above ``seq``, oldest first, at most ``limit``."""
     rows = tx.execute(_AFTER, {"b_after": seq, "b_limit": limit}).all()
     return [FeedEntry(seq=int(r[0]), kind=str(r[1]), key=str(r[2])) for r in rows]
+
+
+# -- the purge (kizuna.purge) -----------------------------------------------------------------
+# The caller chooses ``before`` so that no reader can still need what goes (at least an
+# access-token lifetime and a margin ago: ``revocation_feed.retain_seconds``). The newest entry
+# always stays, so that ``latest`` never goes back.
+
+_BEFORE = bindparam("b_before", type_=_c.c.at.type)
+_newest = _c.alias("newest")
+_OLD = (_c.c.at < _BEFORE, _c.c.seq < select(func.max(_newest.c.seq)).scalar_subquery())
+_PURGE = delete(_c).where(
+    _c.c.seq.in_(select(_c.c.seq).where(*_OLD).order_by(_c.c.at).limit(bindparam("b_limit")))
+)
+_PURGEABLE = select(func.count()).select_from(_c).where(*_OLD)
+
+
+def purge(tx: Tx, *, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` entries written before ``before``; returns how many."""
+    return tx.execute(_PURGE, {"b_before": before, "b_limit": limit}).rowcount
+
+
+def purgeable(tx: Tx, *, before: datetime) -> int:
+    row = tx.execute(_PURGEABLE, {"b_before": before}).first()
+    return int(row[0]) if row else 0

@@ -8,7 +8,19 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import (
+    Integer,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from kizuna.clock import utc_seconds
 from kizuna.db import Tx
@@ -222,3 +234,133 @@ def record_event(
             "b_detail": detail or {},
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOfUser:
+    """A session as an admin sees it: with the end of its current refresh token (``None`` when
+    it has none: ended, or never rotated past a revocation)."""
+
+    session: SessionRecord
+    token_expires_at: datetime | None
+
+
+_OF_USER = (
+    select(*_s.columns, _rt.c.expires_at)
+    .select_from(
+        _s.outerjoin(
+            _rt,
+            and_(
+                _rt.c.session_id == _s.c.id,
+                _rt.c.rotated_at.is_(None),
+                _rt.c.revoked_at.is_(None),
+            ),
+        )
+    )
+    .where(_s.c.user_id == bindparam("b_user_id"))
+    .order_by(_s.c.created_at.desc())
+    .limit(bindparam("b_limit"))
+)
+
+
+def of_user(tx: Tx, *, user_id: str, limit: int) -> list[SessionOfUser]:
+    """The user's sessions, live or not, newest first, at most ``limit`` (the admin's view;
+    index ``ix_sessions_user_created``)."""
+    seen: dict[str, SessionOfUser] = {}
+    for row in tx.execute(_OF_USER, {"b_user_id": user_id, "b_limit": limit}).all():
+        seen.setdefault(row[0], SessionOfUser(_record(row), row[_SESSION_WIDTH]))
+    return list(seen.values())
+
+
+# -- the purge (kizuna.purge) -----------------------------------------------------------------
+# A session goes once it has ended (revoked, or past its absolute lifetime) before ``before``,
+# or once none of its refresh-token records would survive the same purge: then no token of it
+# can be presented any more (idle expiry). Its remaining records go with it (ON DELETE
+# CASCADE); the records' own purge runs first, so there are few left. Each batch takes the
+# oldest rows by an index.
+
+_BEFORE = bindparam("b_before", type_=_s.c.expires_at.type)
+_IDLE_BEFORE = bindparam("b_idle_before", type_=_s.c.last_used_at.type)
+_LIMIT = bindparam("b_limit", type_=Integer())
+# A record of the session that the records' purge keeps (refresh_tokens.purge_*).
+_KEEPS_A_TOKEN = exists().where(
+    _rt.c.session_id == _s.c.id,
+    _rt.c.expires_at >= _BEFORE,
+    or_(_rt.c.revoked_at.is_(None), _rt.c.revoked_at >= _BEFORE),
+)
+_PURGE_REVOKED = delete(_s).where(
+    _s.c.id.in_(
+        select(_s.c.id).where(_s.c.revoked_at < _BEFORE).order_by(_s.c.revoked_at).limit(_LIMIT)
+    )
+)
+_PURGE_EXPIRED = delete(_s).where(
+    _s.c.id.in_(
+        select(_s.c.id).where(_s.c.expires_at < _BEFORE).order_by(_s.c.expires_at).limit(_LIMIT)
+    )
+)
+# ``b_idle_before`` only narrows the scan to sessions that can have no token left (see
+# ``purge_idle``); what decides is that none is kept.
+_PURGE_IDLE = delete(_s).where(
+    _s.c.id.in_(
+        select(_s.c.id)
+        .where(_s.c.last_used_at < _IDLE_BEFORE, ~_KEEPS_A_TOKEN)
+        .order_by(_s.c.last_used_at)
+        .limit(_LIMIT)
+    )
+)
+_PURGEABLE = (
+    select(func.count())
+    .select_from(_s)
+    .where(
+        or_(
+            _s.c.revoked_at < _BEFORE,
+            _s.c.expires_at < _BEFORE,
+            and_(_s.c.last_used_at < _IDLE_BEFORE, ~_KEEPS_A_TOKEN),
+        )
+    )
+)
+_EVENTS_BEFORE = bindparam("b_before", type_=_events.c.at.type)
+_PURGE_EVENTS = delete(_events).where(
+    _events.c.id.in_(
+        select(_events.c.id)
+        .where(_events.c.at < _EVENTS_BEFORE)
+        .order_by(_events.c.at)
+        .limit(_LIMIT)
+    )
+)
+_PURGEABLE_EVENTS = select(func.count()).where(_events.c.at < _EVENTS_BEFORE)
+
+
+def purge_revoked(tx: Tx, *, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` sessions revoked before ``before``; returns how many."""
+    return tx.execute(_PURGE_REVOKED, {"b_before": before, "b_limit": limit}).rowcount
+
+
+def purge_expired(tx: Tx, *, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` sessions whose absolute lifetime ended before ``before``."""
+    return tx.execute(_PURGE_EXPIRED, {"b_before": before, "b_limit": limit}).rowcount
+
+
+def purge_idle(tx: Tx, *, before: datetime, idle_before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` sessions none of whose records the records' purge keeps.
+    ``idle_before``: a session last used after it may still hold one (its newest token
+    expires at most the refresh-token lifetime after its last use, plus a minute, see
+    ``rotation._TOUCH_EVERY``); giving it keeps each batch from reading through them."""
+    params = {"b_before": before, "b_idle_before": idle_before, "b_limit": limit}
+    return tx.execute(_PURGE_IDLE, params).rowcount
+
+
+def purgeable(tx: Tx, *, before: datetime, idle_before: datetime) -> int:
+    """How many sessions the three purges above would delete, all batches together."""
+    row = tx.execute(_PURGEABLE, {"b_before": before, "b_idle_before": idle_before}).first()
+    return int(row[0]) if row else 0
+
+
+def purge_events(tx: Tx, *, before: datetime, limit: int) -> int:
+    """Delete at most ``limit`` security events recorded before ``before``."""
+    return tx.execute(_PURGE_EVENTS, {"b_before": before, "b_limit": limit}).rowcount
+
+
+def purgeable_events(tx: Tx, *, before: datetime) -> int:
+    row = tx.execute(_PURGEABLE_EVENTS, {"b_before": before}).first()
+    return int(row[0]) if row else 0
