@@ -3,6 +3,7 @@ import diagnostics from "node:diagnostics_channel";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { ALLOWED_METHODS, METHOD_NOT_ALLOWED_PATH } from "./methods.js";
+import { canonicalIp, inNetworks, type IpNetwork } from "./ip-networks.js";
 import { REQUEST_ID_HEADER, answerOutages, openRecord } from "./outage.js";
 import { settings } from "./settings.js";
 import { BUSY_HEADER, PEER_HEADER, peerStamp } from "./socket-peer.js";
@@ -62,6 +63,44 @@ export function gate(
   }
 }
 
+// A load balancer in front (nginx: `proxy_set_header X-Request-Start "t=${msec}"`) says when it
+// received the request. A request can wait long before this process reads it (its event loop
+// busy with pages, the kernel's queue): unseen here, that wait would count against the grace
+// window as if the browser had sent the refresh late (issue 11). Believed from a trusted proxy
+// only, and only as a past no older than this; its clock is the balancer's, so the hosts keep
+// their clocks in step (NTP), as they must for the tokens anyway.
+const EDGE_START_HEADER = "x-request-start";
+const EDGE_MAX_AGE_MS = 120_000;
+
+/**
+ * When the trusted load balancer in front received this request, on this process's
+ * performance.now() timeline, or null (no such header, not from a trusted proxy, implausible).
+ * Accepts `t=` + seconds with a fraction (nginx's $msec), or whole milliseconds or microseconds
+ * since the epoch.
+ */
+export function edgeArrival(
+  headers: IncomingHttpHeaders,
+  remoteAddress: string | undefined,
+  trusted: readonly IpNetwork[],
+  perfNow: number = performance.now(),
+  wallNow: number = Date.now(),
+): number | null {
+  const raw = headers[EDGE_START_HEADER];
+  if (typeof raw !== "string" || !remoteAddress || trusted.length === 0) return null;
+  const peer = canonicalIp(remoteAddress);
+  if (peer === null || !inNetworks(peer, trusted)) return null;
+  const m = /^(?:t=)?(\d{1,16})(?:\.(\d{1,6}))?$/.exec(raw.trim());
+  if (!m) return null;
+  let startMs: number;
+  if (m[2] !== undefined) startMs = Number(`${m[1]}.${m[2]}`) * 1000; // seconds
+  else if (m[1]!.length >= 15) startMs = Number(m[1]) / 1000; // microseconds
+  else startMs = Number(m[1]); // milliseconds
+  const age = wallNow - startMs;
+  // A little ahead is clock noise between the hosts (counted as no wait); far off is not believed.
+  if (age < -1_000 || age > EDGE_MAX_AGE_MS) return null;
+  return perfNow - Math.max(0, age);
+}
+
 const INSTALLED = Symbol.for("kizuna.next.request-gate");
 type Holder = { [INSTALLED]?: boolean };
 
@@ -71,6 +110,7 @@ export function installRequestGate(): void {
   if (g[INSTALLED]) return;
   g[INSTALLED] = true;
   const load: Load = { inFlight: 0, limit: settings().maxInFlight };
+  const trusted = settings().trustedProxies;
   diagnostics.subscribe("http.server.request.start", (message) => {
     const { request, response, socket } = message as { request: IncomingMessage; response: ServerResponse; socket: Socket };
     load.inFlight += 1;
@@ -80,7 +120,9 @@ export function installRequestGate(): void {
       load.inFlight -= 1;
       outage.close();
     });
-    gate(request, socket.remoteAddress, performance.now(), load);
+    const now = performance.now();
+    const arrival = Math.min(now, edgeArrival(request.headers, socket.remoteAddress, trusted, now) ?? now);
+    gate(request, socket.remoteAddress, arrival, load);
     // Always overwritten, so a client cannot name another request's record.
     request.headers[REQUEST_ID_HEADER] = outage.id;
     answerOutages(request.method, response, () => outage.record.unavailable);

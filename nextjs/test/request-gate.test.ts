@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { describe, expect, it } from "vitest";
 import { METHOD_NOT_ALLOWED_PATH } from "../src/methods.js";
-import { BUSY_HEADER, gate } from "../src/request-gate.js";
+import { parseNetworks } from "../src/ip-networks.js";
+import { BUSY_HEADER, edgeArrival, gate } from "../src/request-gate.js";
 import { PEER_HEADER, ageMs, arrivedAt, peerStamp, socketPeer } from "../src/socket-peer.js";
 
 // The request-start hook: what it does to a request before Next.js sees it.
@@ -91,5 +92,29 @@ describe("request gate: load (issue 11)", () => {
     const off = { method: "GET", url: "/notes", headers: {} as Record<string, string> };
     gate(off, "198.51.100.7", undefined, { inFlight: 10_000, limit: 0 });
     expect(off.headers[BUSY_HEADER]).toBeUndefined();
+  });
+});
+
+describe("arrival at the edge (X-Request-Start from a trusted load balancer)", () => {
+  const LB = parseNetworks("127.0.0.2/32");
+  const wall = 1_800_000_000_000; // Date.now() of the test
+  const perf = 50_000; // performance.now() of the test
+
+  it("dates a request from when the load balancer received it (nginx's t=<seconds.millis>)", () => {
+    const headers = { "x-request-start": `t=${(wall - 7_250) / 1000}` };
+    expect(edgeArrival(headers, "127.0.0.2", LB, perf, wall)).toBe(perf - 7_250);
+    // Milliseconds and microseconds since the epoch, as other balancers write it.
+    expect(edgeArrival({ "x-request-start": `t=${wall - 300}` }, "127.0.0.2", LB, perf, wall)).toBe(perf - 300);
+    expect(edgeArrival({ "x-request-start": `${(wall - 300) * 1000}` }, "127.0.0.2", LB, perf, wall)).toBe(perf - 300);
+  });
+
+  it("believes it only from a trusted load balancer, and only as a plausible past", () => {
+    const old = { "x-request-start": `t=${(wall - 7_250) / 1000}` };
+    expect(edgeArrival(old, "198.51.100.7", LB, perf, wall)).toBeNull(); // a client wrote it
+    expect(edgeArrival(old, undefined, LB, perf, wall)).toBeNull();
+    expect(edgeArrival(old, "127.0.0.2", [], perf, wall)).toBeNull();
+    for (const value of ["t=abc", "", "t=", `t=${(wall + 5_000) / 1000}`, `t=${(wall - 3_600_000) / 1000}`, "t=1e3"]) {
+      expect(edgeArrival({ "x-request-start": value }, "127.0.0.2", LB, perf, wall)).toBeNull();
+    }
   });
 });
