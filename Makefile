@@ -24,9 +24,10 @@ run: setup
 lint: setup-python
 	cd api && ../$(VENV)/ruff check src tests && ../$(VENV)/ruff format --check src tests && ../$(VENV)/mypy
 
+# The whole suite on SQLite, then on PostgreSQL (api/README.md, "Tests on both databases").
 test-api: setup-python lint
 	@./scripts/setup-services.sh
-	cd api && ../$(VENV)/pytest -q
+	@./scripts/test-api.sh
 
 test-web: setup-python setup-web
 	@./scripts/test-web.sh
@@ -41,7 +42,7 @@ test-verifier: setup-python
 test-packages: setup-python setup-web
 	@./scripts/test-packages.sh
 
-test: test-api test-verifier test-web test-e2e test-packages
+test: test-api test-verifier test-web test-e2e test-packages test-cluster test-scale
 
 bench-api: setup-python
 	$(VENV)/python bench/api/run.py
@@ -67,7 +68,7 @@ bench: bench-api bench-integrate bench-web
 # The scale-out topology on loopback (deploy/README.md): nginx (TLS, HTTP/2) → 2 web
 # replicas → 2 API replicas → PostgreSQL + Redis. `make cluster` starts it and returns;
 # `make cluster-down` stops it; `make test-cluster` runs the HTTPS browser tests on it.
-.PHONY: cluster cluster-down test-cluster
+.PHONY: cluster cluster-down test-cluster test-scale
 
 cluster: setup
 	@if [ "$$(id -u)" -eq 0 ]; then ./scripts/setup-services.sh; fi
@@ -78,3 +79,8 @@ cluster-down:
 
 test-cluster: setup
 	@./scripts/test-cluster.sh
+
+# Short versions of the scale-out runs (load + faults through the cluster, stored sessions,
+# admin pages); the full ones: bench/README.md.
+test-scale: setup
+	@./scripts/test-scale.sh

@@ -413,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         r50, r99 = ratio(p50l, p50s), ratio(p99l, p99s)
         ok = r50 is not None and r99 is not None and r50 <= 1.2 and r99 <= 1.2
         errors = sum(c["errors"] for c in small + big)
-        verdicts.append(ok and errors == 0)
+        # A smoke run (CI, 20 k) checks that everything answers; its ratios are for reading.
+        verdicts.append((ok or args.quick) and errors == 0)
         print(
             f"| {label} | {fmt(p50s)} | {fmt(p99s)} | {fmt(p50l)} | {fmt(p99l)} "
             f"| {fmt(r50)}× | {fmt(r99)}× | ≤ 1.2× | {'pass' if ok else '**FAIL**'} "  # noqa: RUF001
