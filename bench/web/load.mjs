@@ -162,7 +162,7 @@ async function main() {
       if (res?.status !== 303) throw new Error(`login: ${res?.status}`);
       const jar = new Map();
       absorb(jar, res);
-      return { jar, out: false, revoked: false, agent };
+      return { email, jar, out: false, revoked: false, agent };
     };
     const users = [];
     for (let i = 0; i < USERS; i += 20) {
@@ -217,13 +217,14 @@ async function main() {
     lag.enable();
     const started = performance.now();
     // The prober: sign a session out, then replay what it held for 3 s.
-    const probes = { sessions: 0, replays: 0, accepted: 0, lastAcceptedMs: 0 };
+    const probes = { sessions: 0, replays: 0, accepted: 0, lastAcceptedMs: 0, victims: [] };
     const bearerAccepted = async (token) => {
       const r = await timed("probe: GET /api/userinfo (revoked)", `${sys.api}/api/userinfo`, { headers: { authorization: `Bearer ${token}` } });
       return r?.status === 200;
     };
     async function probeOnce(user) {
       const held = new Map(user.jar);
+      probes.victims.push(user.email);
       user.revoked = true;
       user.out = true; // its tabs stop; their in-flight refreshes may still land (the race probed)
       const bye = await timed("probe: POST /auth/logout", `${sys.web}/auth/logout`, {
@@ -300,6 +301,10 @@ async function main() {
     for (const [, st] of stats) for (const [code, n] of st.status) if (/^5\d\d$/.test(code) && code !== "503") serverErrors += n;
     console.log(`answers 5xx other than 503: ${serverErrors}`);
     const revokedUsers = users.filter((u) => u.revoked).length;
+    // Who the prober signed out (a sign-out that could not reach the API, e.g. while the store
+    // was down, leaves the session alive, and the prober's replay of an old refresh token is then
+    // a theft the API rightly ends): for the store checks of bench/cluster/faults.sh.
+    if (text("victims")) fs.writeFileSync(text("victims"), probes.victims.join("\n") + "\n");
     console.log(`\nspurious logouts: ${spurious} of ${USERS - revokedUsers} users never signed out${codes ? ` (refreshes answered 401: ${codes})` : ""}`);
     console.log(`accepted revoked tokens: ${probes.accepted} (${probes.sessions} sessions signed out during the run, ${probes.replays} replays of their tokens; the last accepted replay was sent ${probes.lastAcceptedMs.toFixed(0)} ms after the sign-out was answered, bound ${REVOKE_BOUND} ms)`);
     process.exitCode = spurious === 0 && probes.accepted === 0 && serverErrors === 0 ? 0 : 1;
