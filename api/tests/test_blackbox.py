@@ -21,7 +21,7 @@ from jwt.utils import base64url_encode
 
 from kizuna import migrate
 from kizuna.settings import Settings
-from tests.conftest import PASSWORD, Harness, _harness, kizuna_serve
+from tests.conftest import PASSWORD, Harness, _harness, kizuna_serve, store_url
 from tests.contract import LEAKS, assert_problem, assert_revoked_within, bearer, set_cookies
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -48,7 +48,8 @@ class Served:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Served]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("blackbox") / "data", log_json=True)
+    data_dir = tmp_path_factory.mktemp("blackbox") / "data"
+    settings = Settings(data_dir=data_dir, database_url=store_url(data_dir), log_json=True)
     migrate.upgrade(settings)
     async for harness in _harness(settings):
         await harness.user(EMAIL)

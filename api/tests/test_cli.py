@@ -1,5 +1,5 @@
 """The operator's CLI (docs/protocol.md §8), run as operators run it: ``python -m kizuna ...`` in a
-subprocess, configured only by ``KIZUNA_DATA_DIR``."""
+subprocess, configured only by ``KIZUNA_DATA_DIR`` (and ``KIZUNA_DATABASE_URL`` on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from kizuna.settings import Settings
-from tests.conftest import PASSWORD, Harness
+from tests.conftest import PASSWORD, Harness, store_env, store_url
 
 ADMIN_PASSWORD = "a long admin passphrase"
 
@@ -26,6 +28,7 @@ def cli(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.Comp
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}
     env["KIZUNA_DATA_DIR"] = str(data_dir)
     env["KIZUNA_LOG_LEVEL"] = "warning"
+    env.update(store_env(data_dir))
     return subprocess.run(
         [sys.executable, "-m", "kizuna", *args],
         env=env,
@@ -57,17 +60,32 @@ def keys(data_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in listed.stdout.splitlines()]
 
 
+def table_names(database_url: str) -> set[str]:
+    async def names() -> set[str]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(names())
+
+
 def test_db_upgrade_on_a_fresh_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh"
+    database_url = store_url(data_dir, migrated=False)  # PostgreSQL: an empty database
     first = cli(data_dir, "db", "upgrade")
     assert first.returncode == 0, first.stderr
     assert "up to date" in first.stdout
-    with sqlite3.connect(data_dir / "kizuna.db") as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    tables = table_names(Settings(data_dir=data_dir, database_url=database_url).db_url)
     assert {"users", "sessions", "refresh_tokens"} <= tables
     # Password hashes live in there: owner-only, like the keys.
     assert (data_dir.stat().st_mode & 0o777) == 0o700
-    assert ((data_dir / "kizuna.db").stat().st_mode & 0o777) == 0o600
+    if database_url is None:
+        assert ((data_dir / "kizuna.db").stat().st_mode & 0o777) == 0o600
+    else:
+        assert not (data_dir / "kizuna.db").exists()
     again = cli(data_dir, "db", "upgrade")  # idempotent
     assert again.returncode == 0, again.stderr
 

@@ -12,7 +12,7 @@ import pytest
 from kizuna.db import Database
 from kizuna.errors import CATALOGUE, TITLES, Code
 from kizuna.problems import problem_response
-from tests.conftest import PASSWORD, Harness
+from tests.conftest import PASSWORD, Harness, missing_store_url
 from tests.contract import access_cookie, assert_no_leak, assert_problem, bearer
 
 EMAIL = "ada@example.com"
@@ -167,10 +167,10 @@ async def test_errors_never_leak_internals(harness: Harness) -> None:
 @asynccontextmanager
 async def store_down(harness: Harness, tmp_path: Path) -> AsyncIterator[None]:
     """Every path to the store (the services', the session directory's, the throttle's) goes
-    to a SQLite file in a directory that does not exist."""
+    to a store that is not there (``missing_store_url``)."""
     services = harness.services
     real = services.db
-    broken = Database(f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db")
+    broken = Database(missing_store_url(tmp_path))
     services.db = broken
     services.session_cache.db = broken
     services.throttle.db = broken

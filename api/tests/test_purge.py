@@ -502,6 +502,7 @@ def full_scans_sqlite(plan: list[tuple[Any, ...]]) -> list[str]:
     return [scan for scan in scans if scan != "SCAN CONSTANT ROW"]
 
 
+@pytest.mark.sqlite_only("SQLite's query plans of the direct sqlite3 paths")
 async def test_every_statement_of_the_hot_paths_and_the_purge_uses_an_index_on_sqlite(
     make_settings: Callable[..., Settings],
     make_harness: Callable[[Settings], AsyncIterator[Harness]],

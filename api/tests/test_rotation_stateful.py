@@ -48,7 +48,7 @@ from kizuna.clock import utcnow
 from kizuna.db import Tx
 from kizuna.settings import Settings
 from kizuna.store import sessions as session_store
-from tests.conftest import PASSWORD, Harness, _harness
+from tests.conftest import PASSWORD, Harness, _harness, store_url
 from tests.fuzzing import scaled
 from tests.tables import refresh_tokens, rows
 from tests.tables import sessions as sessions_table
@@ -75,8 +75,10 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    data_dir = tmp_path_factory.mktemp("stateful") / "data"
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("stateful") / "data",
+        data_dir=data_dir,
+        database_url=store_url(data_dir),
         log_level="critical",
         refresh_grace=GRACE,
         session_cache_ttl=0.0,

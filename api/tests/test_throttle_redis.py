@@ -8,18 +8,17 @@ import asyncio
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
+from sqlalchemy import func, select
 
 from kizuna.settings import Settings
 from kizuna.throttle import Rule, Throttle
@@ -27,6 +26,7 @@ from kizuna.throttle_counters import RedisCounters
 from tests.conftest import PASSWORD, Harness, free_port, kizuna_serve
 from tests.contract import assert_revoked_within, bearer, set_cookies
 from tests.redis_server import RedisServer, redis_server
+from tests.tables import throttle_hits
 
 EMAIL = "ada@example.com"
 # The tests that count exactly wait longer for Redis than the default 0.25 s: on a loaded
@@ -70,11 +70,11 @@ def events(out: str, name: str) -> list[dict[str, object]]:
     return found
 
 
-def store_hits(harness: Harness) -> int:
-    """Attempts on record in the database (SQLite)."""
-    database = harness.services.settings.data_dir / "kizuna.db"
-    with closing(sqlite3.connect(database)) as conn:
-        return int(conn.execute("SELECT count(*) FROM throttle_hits").fetchone()[0])
+async def store_hits(harness: Harness) -> int:
+    """Attempts on record in the store (SQLite or PostgreSQL, whichever the run uses)."""
+    count = select(func.count()).select_from(throttle_hits)
+    rows = await harness.services.db.read(lambda tx: tx.execute(count).all())
+    return int(rows[0][0])
 
 
 async def wrong(client: httpx.AsyncClient, i: int, email: str = EMAIL) -> httpx.Response:
@@ -98,7 +98,7 @@ async def test_attempts_are_counted_in_redis_and_not_in_the_database(
         assert refused.status_code == 429
         assert refused.json()["code"] == "too_many_attempts"
         assert 890 <= int(refused.headers["retry-after"]) <= 900
-        assert store_hits(harness) == 0
+        assert await store_hits(harness) == 0
     counted = redis.Redis.from_url(redis_url)
     assert counted.zcard(ACCOUNT_KEY) == 10
     # Forgotten by Redis itself once the window has passed.
@@ -118,7 +118,10 @@ async def test_a_burst_of_a_hundred_and_one_gets_exactly_ten_through(
     assert statuses(responses) == {401: 10, 429: 91}
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "store",
+    [pytest.param("sqlite", marks=pytest.mark.sqlite_only("its store thread")), "postgres"],
+)
 async def test_successful_logins_give_their_count_back(
     make_settings: Callable[..., Settings],
     make_harness: Callable[..., object],
@@ -237,7 +240,7 @@ async def test_when_redis_stops_the_store_counts_and_logins_keep_working(
         async with harness.client() as client:
             for i in range(4):
                 assert (await wrong(client, i)).status_code == 401
-            assert store_hits(harness) == 0
+            assert await store_hits(harness) == 0
 
             own_redis.stop()
             # A right password still signs in.
@@ -246,7 +249,7 @@ async def test_when_redis_stops_the_store_counts_and_logins_keep_working(
             # (the documented bound: up to one more limit's worth per outage).
             responses = await asyncio.gather(*(wrong(client, i) for i in range(30)))
             assert statuses(responses) == {401: 10, 429: 20}
-            assert store_hits(harness) == 20  # ten attempts, each in two buckets
+            assert await store_hits(harness) == 20  # ten attempts, each in two buckets
             refused = await client.post("/auth/login", json={"email": EMAIL, "password": PASSWORD})
             assert refused.status_code == 429
             assert int(refused.headers["retry-after"]) > 0
@@ -261,7 +264,7 @@ async def test_when_redis_stops_the_store_counts_and_logins_keep_working(
             other_key = "kizuna:throttle:" + Rule("password-account", 10, 900).bucket(other)
             assert back.zcard(other_key) == 1
             back.close()
-            assert store_hits(harness) == 20
+            assert await store_hits(harness) == 20
     out = capfd.readouterr().out
     assert [e["level"] for e in events(out, "redis_unavailable")] == ["warning"]
     assert [e["level"] for e in events(out, "redis_recovered")] == ["warning"]

@@ -33,7 +33,7 @@ from cryptography.x509.oid import NameOID
 from kizuna import migrate
 from kizuna.keys import SigningKey, public_jwk
 from kizuna.settings import Settings
-from tests.conftest import Harness, _harness, kizuna_serve
+from tests.conftest import Harness, _harness, kizuna_serve, store_url
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -141,7 +141,8 @@ async def arena(
     """One app for the whole module (the attacks only read): a user logged in once. Every
     attack runs twice: against the app in this process, and black-box, over TCP against a
     running ``kizuna serve`` on the same store and keys."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("attacks") / "data", log_json=True)
+    data_dir = tmp_path_factory.mktemp("attacks") / "data"
+    settings = Settings(data_dir=data_dir, database_url=store_url(data_dir), log_json=True)
     migrate.upgrade(settings)
     async for harness in _harness(settings):
         user_id = await harness.user()

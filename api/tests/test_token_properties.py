@@ -36,7 +36,7 @@ from kizuna.clock import utcnow
 from kizuna.keys import KeyRing, public_jwk
 from kizuna.settings import Settings
 from kizuna.tokens import AccessTokens, RefreshTokens, TokenError, _header
-from tests.conftest import _harness
+from tests.conftest import _harness, store_url
 from tests.fuzzing import scaled
 
 PROPERTY = settings(
@@ -457,7 +457,8 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """The real app on a real store, running in its own thread's event loop for the whole
     module, with a signed-in user whose tokens are the forger's starting points."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("live") / "data", log_level="critical")
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    settings = Settings(data_dir=data_dir, database_url=store_url(data_dir), log_level="critical")
     migrate.upgrade(settings)
     with anyio.from_thread.start_blocking_portal() as portal:
         harnesses = _harness(settings)
