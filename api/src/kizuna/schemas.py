@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
 from kizuna.errors import Code
 
@@ -15,19 +15,30 @@ _Password = Field(min_length=1, max_length=1024)
 Role = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
 
 
+def _printable(value: str) -> str:
+    # An address or a name never holds a control character, and PostgreSQL refuses a NUL in
+    # text outright: refused here, as the client's error, before it reaches the store.
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+Printable = AfterValidator(_printable)
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
 
 class LoginBody(_Body):
-    email: str = Field(min_length=3, max_length=320)
+    email: Annotated[str, Printable] = Field(min_length=3, max_length=320)
     password: str = _Password
 
 
 class RegisterBody(_Body):
-    email: EmailStr = Field(max_length=320)
+    email: Annotated[EmailStr, Printable] = Field(max_length=320)
     password: str
-    name: str | None = Field(default=None, max_length=200)
+    name: Annotated[str, Printable] | None = Field(default=None, max_length=200)
 
 
 class PasswordBody(_Body):
