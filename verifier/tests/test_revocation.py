@@ -245,3 +245,17 @@ def test_feed_settings_are_checked(kizuna: FakeKizuna) -> None:
     ):
         with pytest.raises(ValueError):
             RevocationFeed(**{**ok, **bad})
+
+
+async def test_a_verifier_closed_before_its_keys_arrived_decides_nothing(
+    issuer: Issuer, make_verifier: MakeVerifier
+) -> None:
+    # Closing cancels the first key fetch; a token then met an empty key set that could not be
+    # fetched again yet and was refused as signed by an unknown key: a 401 for a 503 (this
+    # file's test_closing_stops_polling failed that way in CI, by timing).
+    for feed in (False, True):
+        verifier = make_verifier(feed=feed)
+        await verifier.start()
+        await verifier.close()
+        with pytest.raises(Unavailable):
+            await verifier.verify(issuer.token())

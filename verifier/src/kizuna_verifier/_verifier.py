@@ -17,7 +17,7 @@ import httpx
 import jwt
 from jwt.algorithms import get_default_algorithms
 
-from kizuna_verifier._errors import InvalidToken, Reason
+from kizuna_verifier._errors import InvalidToken, Reason, Unavailable
 from kizuna_verifier._jwks import KeySet
 from kizuna_verifier._revocation import RevocationFeed
 
@@ -153,6 +153,7 @@ class Verifier:
         self.revocation = revocation
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Principal] = OrderedDict()
+        self._closed = False
         # PyJWT's own algorithm objects (they hold no state): the signature primitives.
         every = get_default_algorithms()
         self._algorithms = {alg: every[alg] for alg in pinned}
@@ -181,11 +182,13 @@ class Verifier:
     async def start(self) -> None:
         """Fetches the keys in the background and starts following the revocation feed.
         Never fails for an unreachable issuer: tokens are answered ``Unavailable`` meanwhile."""
+        self._closed = False
         self.keys.refresh_soon()
         if self.revocation is not None:
             self.revocation.start(self._http, leeway=self.leeway)
 
     async def close(self) -> None:
+        self._closed = True
         if self.revocation is not None:
             await self.revocation.close()
         await self.keys.close()
@@ -211,6 +214,11 @@ class Verifier:
         """The token's principal, or ``InvalidToken`` (refuse: 401) or ``Unavailable`` (no
         answer: 503). The signature is checked once per token; the revocation feed on every
         call."""
+        if self._closed:
+            # Nothing is decided after close(): its key fetch and its feed are gone, and a key
+            # fetch cut short by it must not turn into a refusal that looks like a bad token.
+            reason = "keys" if self.revocation is None else "revocation_feed"
+            raise Unavailable(reason, "the verifier is closed")
         principal = self._cache.get(token)
         if principal is not None:
             if principal.expires_at + self.leeway < time.time():
